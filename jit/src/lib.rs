@@ -1,0 +1,27 @@
+//! `jit`: the description of C function types and the machinery that calls them.
+//!
+//! - [`Signature`] (with [`Type`] and [`Aggregate`]) is the one description of a C function
+//!   type in the project; it is validated on construction and is the cache key.
+//! - [`sysv`] classifies a signature for the x86-64 System V ABI into a [`sysv::CallPlan`].
+//! - [`stub`] lowers a plan to a Cranelift-compiled direct call stub.
+//! - [`libffi_path`] is the slow path for what the JIT does not handle.
+//! - [`Caller`] binds a signature to one of the two paths, through a process-wide cache.
+//!
+//! Both paths share one entry contract, libffi's `ffi_call`:
+//! `call(target, args, ret)` where `args[i]` points at argument i and `ret` at a buffer of
+//! [`Signature::ret_buffer_size`] bytes. This crate knows nothing of Python.
+
+#[cfg(not(all(target_arch = "x86_64", unix)))]
+compile_error!("jit compiles stubs for the x86-64 System V ABI only");
+
+pub mod caller;
+pub mod error;
+pub mod libffi_path;
+pub mod signature;
+pub mod stub;
+pub mod sysv;
+
+pub use caller::{CacheStats, CallPath, Caller, FallbackReason, StubCache};
+pub use error::{CallError, SignatureError};
+pub use signature::{Aggregate, AggregateKind, CallConv, Field, Signature, Type, MAX_ARGS};
+pub use stub::{CompiledStub, StubCompiler, StubFn};
