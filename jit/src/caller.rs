@@ -19,8 +19,6 @@ use crate::sysv::plan_call;
 pub enum FallbackReason {
     /// Cranelift cannot set `%al` for a variadic call.
     Variadic,
-    /// Cranelift has no x87 80-bit type.
-    LongDouble,
     /// A struct by value too large to copy with one move per stack slot.
     StackArgumentsTooLarge { slots: usize },
     /// The caller asked for libffi (e.g. to compare paths, or with the JIT switched off).
@@ -31,7 +29,6 @@ impl fmt::Display for FallbackReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FallbackReason::Variadic => f.write_str("variadic call"),
-            FallbackReason::LongDouble => f.write_str("long double"),
             FallbackReason::StackArgumentsTooLarge { slots } => {
                 write!(f, "{slots} stack slots of arguments")
             }

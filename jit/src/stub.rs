@@ -348,7 +348,8 @@ impl<'a> StubBuilder<'a> {
 
     fn callee_returns(&self) -> Vec<AbiParam> {
         match &self.plan.ret {
-            RetPlan::Void | RetPlan::Memory => vec![],
+            // st(0) is invisible to Cranelift: see `store_x87_result`.
+            RetPlan::Void | RetPlan::Memory | RetPlan::X87 => vec![],
             RetPlan::Int { bytes, .. } => vec![AbiParam::new(integer_type(*bytes))],
             RetPlan::F32 => vec![AbiParam::new(types::F32)],
             RetPlan::F64 => vec![AbiParam::new(types::F64)],
@@ -368,6 +369,7 @@ impl<'a> StubBuilder<'a> {
     fn store_results(&mut self, ret: Value, results: &[Value]) {
         match &self.plan.ret {
             RetPlan::Void | RetPlan::Memory => {}
+            RetPlan::X87 => self.store_x87_result(ret),
             RetPlan::Int { bytes, signed } => {
                 let value = results[0];
                 let wide = match (*bytes, *signed) {
@@ -399,6 +401,35 @@ impl<'a> StubBuilder<'a> {
             }
         }
     }
+}
+
+impl StubBuilder<'_> {
+    /// Calls [`store_x87_result`] right after the target returned: Cranelift emits only
+    /// integer and SSE instructions in between, so st(0) still holds the result.
+    fn store_x87_result(&mut self, ret: Value) {
+        let mut signature = ir::Signature::new(self.call_conv);
+        signature.params.push(AbiParam::new(types::I64));
+        let signature = self.builder.import_signature(signature);
+        let helper = self
+            .builder
+            .ins()
+            .iconst(types::I64, store_x87_result as *const () as i64);
+        self.builder.ins().call_indirect(signature, helper, &[ret]);
+    }
+}
+
+/// Pops the x87 register st(0) into the 10 bytes at `ret` (`fstp tbyte ptr [rdi]`).
+///
+/// Cranelift has no x87 support, so a stub whose callee returns a `long double` in st(0)
+/// calls this immediately after the callee. It also pops the x87 stack, as the psABI
+/// requires of the caller.
+///
+/// # Safety
+/// Only for compiled stubs, right after a callee that left its result in st(0); `ret` must
+/// be writable for 10 bytes.
+#[unsafe(naked)]
+unsafe extern "C" fn store_x87_result(_ret: *mut c_void) {
+    std::arch::naked_asm!("fstp tbyte ptr [rdi]", "ret")
 }
 
 fn integer_type(bytes: u8) -> ir::Type {

@@ -44,26 +44,42 @@ pub enum AggregateClass {
     Registers(Vec<Eightbyte>),
     /// Passed as a copy on the stack; returned through a hidden pointer.
     Memory,
+    /// Nothing but one `long double`: passed as a copy on the stack, returned in st(0).
+    X87,
 }
 
 /// Classifies a struct or union passed by value (psABI §3.2.3).
-pub fn classify_aggregate(aggregate: &Aggregate) -> Result<AggregateClass, FallbackReason> {
+pub fn classify_aggregate(aggregate: &Aggregate) -> AggregateClass {
     let ty = Type::Aggregate(aggregate.clone().into());
-    if ty.contains_long_double() {
-        return Err(FallbackReason::LongDouble);
+    let mut leaves = Vec::new();
+    ty.for_each_scalar(0, &mut |offset, scalar| {
+        leaves.push((offset, scalar.clone()))
+    });
+    // An aggregate with unaligned fields (a packed struct) is MEMORY, as gcc does it.
+    if leaves
+        .iter()
+        .any(|(offset, scalar)| offset % scalar.align() != 0)
+    {
+        return AggregateClass::Memory;
+    }
+    if leaves.iter().any(|(_, scalar)| *scalar == Type::LongDouble) {
+        // X87 merged with anything else is MEMORY; alone it comes back in st(0).
+        let only_x87 = leaves
+            .iter()
+            .all(|(offset, scalar)| *offset == 0 && *scalar == Type::LongDouble);
+        let class = if only_x87 && aggregate.size() == 16 {
+            AggregateClass::X87
+        } else {
+            AggregateClass::Memory
+        };
+        return class;
     }
     // Larger than two eightbytes: MEMORY (there are no vector types to make it SSEUP).
     if aggregate.size() > 16 {
-        return Ok(AggregateClass::Memory);
+        return AggregateClass::Memory;
     }
-    let count = aggregate.size().div_ceil(8);
-    let mut classes: Vec<Option<RegClass>> = vec![None; count];
-    let mut unaligned = false;
-    ty.for_each_scalar(0, &mut |offset, scalar| {
-        if offset % scalar.align() != 0 {
-            unaligned = true;
-            return;
-        }
+    let mut classes: Vec<Option<RegClass>> = vec![None; aggregate.size().div_ceil(8)];
+    for (offset, scalar) in leaves {
         let class = if scalar.is_float() {
             RegClass::Sse
         } else {
@@ -75,10 +91,6 @@ pub fn classify_aggregate(aggregate: &Aggregate) -> Result<AggregateClass, Fallb
             (Some(RegClass::Integer), _) | (_, RegClass::Integer) => Some(RegClass::Integer),
             _ => Some(RegClass::Sse),
         };
-    });
-    // An aggregate with unaligned fields (a packed struct) is MEMORY, as gcc does it.
-    if unaligned {
-        return Ok(AggregateClass::Memory);
     }
     let eightbytes = classes
         .into_iter()
@@ -89,7 +101,7 @@ pub fn classify_aggregate(aggregate: &Aggregate) -> Result<AggregateClass, Fallb
             class,
         })
         .collect();
-    Ok(AggregateClass::Registers(eightbytes))
+    AggregateClass::Registers(eightbytes)
 }
 
 /// How one piece of an argument is read from its storage.
@@ -136,6 +148,8 @@ pub enum RetPlan {
     Registers(Vec<Eightbyte>),
     /// An aggregate written by the callee through a hidden pointer passed in rdi.
     Memory,
+    /// A `long double` (alone or as an aggregate's only member) in the x87 register st(0).
+    X87,
 }
 
 /// Everything the stub compiler needs to know about a call, and nothing about Python.
@@ -185,14 +199,11 @@ pub fn plan_call(signature: &Signature) -> Result<CallPlan, FallbackReason> {
     if signature.is_variadic() {
         return Err(FallbackReason::Variadic);
     }
-    if signature.uses_long_double() {
-        return Err(FallbackReason::LongDouble);
-    }
     let mut free = FreeRegisters {
         int: INT_ARG_REGS,
         sse: SSE_ARG_REGS,
     };
-    let ret = plan_return(signature.ret())?;
+    let ret = plan_return(signature.ret());
     if ret == RetPlan::Memory {
         free.int -= 1;
     }
@@ -200,7 +211,7 @@ pub fn plan_call(signature: &Signature) -> Result<CallPlan, FallbackReason> {
     let mut stack_slots = 0;
     for (arg, ty) in signature.args().iter().enumerate() {
         let first_new = pieces.len();
-        plan_argument(arg, ty, &mut free, &mut pieces)?;
+        plan_argument(arg, ty, &mut free, &mut pieces);
         let goes_to_stack = pieces[first_new..].first().is_some_and(|p| p.on_stack);
         // The stack copy of a 16-byte-aligned argument starts on a 16-byte boundary.
         if goes_to_stack && ty.align() == 16 && stack_slots % 2 == 1 {
@@ -224,23 +235,24 @@ pub fn plan_call(signature: &Signature) -> Result<CallPlan, FallbackReason> {
     })
 }
 
-fn plan_return(ty: &Type) -> Result<RetPlan, FallbackReason> {
-    Ok(match ty {
+fn plan_return(ty: &Type) -> RetPlan {
+    match ty {
         Type::Void => RetPlan::Void,
         Type::F32 => RetPlan::F32,
         Type::F64 => RetPlan::F64,
-        Type::Aggregate(aggregate) => match classify_aggregate(aggregate)? {
+        Type::LongDouble => RetPlan::X87,
+        Type::Aggregate(aggregate) => match classify_aggregate(aggregate) {
             AggregateClass::Memory => RetPlan::Memory,
+            AggregateClass::X87 => RetPlan::X87,
             AggregateClass::Registers(eightbytes) => RetPlan::Registers(eightbytes),
         },
-        Type::LongDouble => return Err(FallbackReason::LongDouble),
         // Arrays by value are rejected when the signature is built.
         Type::Array { .. } => unreachable!("array return in a validated signature"),
         integer => {
             let (bytes, signed) = integer_shape(integer);
             RetPlan::Int { bytes, signed }
         }
-    })
+    }
 }
 
 fn integer_shape(ty: &Type) -> (u8, bool) {
@@ -248,12 +260,7 @@ fn integer_shape(ty: &Type) -> (u8, bool) {
     (ty.size() as u8, signed)
 }
 
-fn plan_argument(
-    arg: usize,
-    ty: &Type,
-    free: &mut FreeRegisters,
-    pieces: &mut Vec<Piece>,
-) -> Result<(), FallbackReason> {
+fn plan_argument(arg: usize, ty: &Type, free: &mut FreeRegisters, pieces: &mut Vec<Piece>) {
     let scalar = |offset, kind, on_stack| Piece {
         arg,
         offset,
@@ -270,7 +277,7 @@ fn plan_argument(
             let on_stack = !take(&mut free.sse, 1);
             pieces.push(scalar(0, kind, on_stack));
         }
-        Type::Aggregate(aggregate) => match classify_aggregate(aggregate)? {
+        Type::Aggregate(aggregate) => match classify_aggregate(aggregate) {
             AggregateClass::Registers(eightbytes) => {
                 let int_needed = count_class(&eightbytes, RegClass::Integer);
                 let sse_needed = count_class(&eightbytes, RegClass::Sse);
@@ -291,9 +298,12 @@ fn plan_argument(
                     push_memory_copy(arg, aggregate.size(), pieces);
                 }
             }
-            AggregateClass::Memory => push_memory_copy(arg, aggregate.size(), pieces),
+            AggregateClass::Memory | AggregateClass::X87 => {
+                push_memory_copy(arg, aggregate.size(), pieces)
+            }
         },
-        Type::LongDouble => return Err(FallbackReason::LongDouble),
+        // A `long double` argument is passed in memory (psABI class X87 for arguments).
+        Type::LongDouble => push_memory_copy(arg, 16, pieces),
         Type::Void | Type::Array { .. } => unreachable!("rejected when the signature is built"),
         integer => {
             let (bytes, signed) = integer_shape(integer);
@@ -301,7 +311,6 @@ fn plan_argument(
             pieces.push(scalar(0, PieceKind::Int { bytes, signed }, on_stack));
         }
     }
-    Ok(())
 }
 
 fn count_class(eightbytes: &[Eightbyte], class: RegClass) -> usize {
@@ -344,9 +353,9 @@ mod tests {
     }
 
     fn classes(aggregate: &Aggregate) -> Vec<Option<RegClass>> {
-        match classify_aggregate(aggregate).unwrap() {
+        match classify_aggregate(aggregate) {
             AggregateClass::Registers(eightbytes) => eightbytes.iter().map(|e| e.class).collect(),
-            AggregateClass::Memory => vec![],
+            other => panic!("not in registers: {other:?}"),
         }
     }
 
@@ -371,9 +380,9 @@ mod tests {
     #[test]
     fn large_and_packed_aggregates_are_memory() {
         let big = strukt(vec![Type::F64, Type::F64, Type::F64]);
-        assert_eq!(classify_aggregate(&big), Ok(AggregateClass::Memory));
+        assert_eq!(classify_aggregate(&big), AggregateClass::Memory);
         let packed = Aggregate::packed_struct(vec![Type::I8, Type::I32], Some(1)).unwrap();
-        assert_eq!(classify_aggregate(&packed), Ok(AggregateClass::Memory));
+        assert_eq!(classify_aggregate(&packed), AggregateClass::Memory);
     }
 
     #[test]
@@ -441,10 +450,28 @@ mod tests {
     }
 
     #[test]
-    fn variadic_and_long_double_fall_back() {
+    fn variadic_falls_back() {
         let variadic = Signature::variadic(Type::I32, vec![Type::Pointer], 1).unwrap();
         assert_eq!(plan_call(&variadic), Err(FallbackReason::Variadic));
-        let ld = Signature::new(Type::LongDouble, vec![]).unwrap();
-        assert_eq!(plan_call(&ld), Err(FallbackReason::LongDouble));
+    }
+
+    #[test]
+    fn long_double_is_memory_in_and_x87_out() {
+        let ld = Type::LongDouble;
+        let plan =
+            plan_call(&Signature::new(ld.clone(), vec![Type::I32, ld.clone()]).unwrap()).unwrap();
+        assert_eq!(plan.ret, RetPlan::X87);
+        // The int takes rdi, the long double two 16-byte-aligned stack slots.
+        let stack: Vec<_> = plan
+            .pieces
+            .iter()
+            .filter(|p| p.on_stack)
+            .map(|p| p.offset)
+            .collect();
+        assert_eq!(stack, [0, 8]);
+        let alone = Aggregate::c_struct(vec![ld.clone()]).unwrap();
+        assert_eq!(classify_aggregate(&alone), AggregateClass::X87);
+        let mixed = Aggregate::c_union(vec![ld, Type::I32]).unwrap();
+        assert_eq!(classify_aggregate(&mixed), AggregateClass::Memory);
     }
 }

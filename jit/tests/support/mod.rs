@@ -59,10 +59,10 @@ pub fn call(caller: &Caller, target: *const c_void, args: &[Vec<u8>]) -> Vec<u8>
 }
 
 /// The callers a test compares: the default path (asserted to be the JIT unless the
-/// signature is variadic or uses `long double`) and libffi, when libffi can express it.
+/// signature is variadic) and libffi, when libffi can express it.
 pub fn both_paths(signature: &Signature) -> Vec<Caller> {
     let default = Caller::new(signature.clone()).expect("a caller for every test signature");
-    let jit_expected = !signature.is_variadic() && !signature.uses_long_double();
+    let jit_expected = !signature.is_variadic();
     if jit_expected {
         assert_eq!(
             default.path(),

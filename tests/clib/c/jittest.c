@@ -221,3 +221,12 @@ int var_format(char *buffer, size_t size, const char *format, ...) {
     va_end(ap);
     return written;
 }
+
+/* ---- The benchmark's functions (benches/call_paths.rs, and later the Python ones). ---- */
+
+void nop(void) {}
+i32 add_i32(i32 a, i32 b) { return a + b; }
+f64 add_f64(f64 a, f64 b) { return a + b; }
+i64 mix6(i64 a, f64 b, i64 c, f64 d, i64 e, f64 f) { return a + (i64)b + c + (i64)d + e + (i64)f; }
+typedef struct Pt { f64 x, y; } Pt;
+f64 pt_norm2(Pt p) { return p.x * p.x + p.y * p.y; }
