@@ -64,26 +64,12 @@ fn cases() -> Vec<Case> {
             name: "i64(i64,f64,i64,f64,i64,f64)",
             symbol: "mix6",
             signature: sig(I64, vec![I64, F64, I64, F64, I64, F64]),
-            args: vec![
-                [1, 0],
-                f64_bits(2.0),
-                [3, 0],
-                f64_bits(4.0),
-                [5, 0],
-                f64_bits(6.0),
-            ],
+            args: vec![[1, 0], f64_bits(2.0), [3, 0], f64_bits(4.0), [5, 0], f64_bits(6.0)],
             direct: |f, a| {
                 let f: extern "C" fn(i64, f64, i64, f64, i64, f64) -> i64 =
                     unsafe { std::mem::transmute(f) };
                 let d = |k: usize| f64::from_bits(a[k][0]);
-                f(
-                    a[0][0] as i64,
-                    d(1),
-                    a[2][0] as i64,
-                    d(3),
-                    a[4][0] as i64,
-                    d(5),
-                ) as u64
+                f(a[0][0] as i64, d(1), a[2][0] as i64, d(3), a[4][0] as i64, d(5)) as u64
             },
         },
         Case {
@@ -108,28 +94,19 @@ fn bench_calls(c: &mut Criterion) {
         // SAFETY: only the address is used, with the case's own signature.
         let target = *unsafe { library.get::<*const c_void>(case.symbol.as_bytes()) }.unwrap();
         let mut storage = case.args.clone();
-        let pointers: Vec<*mut c_void> = storage
-            .iter_mut()
-            .map(|slot| slot.as_mut_ptr().cast())
-            .collect();
+        let pointers: Vec<*mut c_void> =
+            storage.iter_mut().map(|slot| slot.as_mut_ptr().cast()).collect();
         let mut ret = [0u64; 2];
         let paths = [
             ("jit", Caller::new(case.signature.clone()).unwrap()),
-            (
-                "libffi",
-                Caller::with_libffi(case.signature.clone()).unwrap(),
-            ),
+            ("libffi", Caller::with_libffi(case.signature.clone()).unwrap()),
         ];
         for (path, caller) in paths {
             c.bench_function(&format!("call / {path} / {}", case.name), |b| {
                 b.iter(|| {
                     // SAFETY: the storage holds one value of each argument type.
                     unsafe {
-                        caller.call(
-                            black_box(target),
-                            pointers.as_ptr(),
-                            ret.as_mut_ptr().cast(),
-                        )
+                        caller.call(black_box(target), pointers.as_ptr(), ret.as_mut_ptr().cast())
                     };
                     black_box(ret[0])
                 })

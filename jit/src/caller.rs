@@ -147,9 +147,7 @@ impl StubCache {
             libffi: HashMap::new(),
             stats: CacheStats::default(),
         };
-        StubCache {
-            state: Mutex::new(state),
-        }
+        StubCache { state: Mutex::new(state) }
     }
 
     /// The process-wide cache used by [`Caller::new`].
@@ -165,37 +163,24 @@ impl StubCache {
     /// A caller of `signature`, through the JIT if `use_jit` and the JIT handles it.
     pub fn caller(&self, signature: Signature, use_jit: bool) -> Result<Caller, CallError> {
         let mut state = self.lock();
-        let jit = if use_jit {
-            state.stub(&signature)?
-        } else {
-            Err(FallbackReason::Requested)
-        };
+        let jit = if use_jit { state.stub(&signature)? } else { Err(FallbackReason::Requested) };
         let (engine, path) = match jit {
             Ok(stub) => (Engine::Jit(stub), CallPath::Jit),
             Err(reason) => match state.libffi_call(&signature) {
                 Ok(call) => (Engine::Libffi(call), CallPath::Libffi(reason)),
                 Err(libffi) if use_jit => {
-                    return Err(CallError::Unsupported {
-                        jit: reason.to_string(),
-                        libffi,
-                    })
+                    return Err(CallError::Unsupported { jit: reason.to_string(), libffi })
                 }
                 Err(libffi) => return Err(CallError::Libffi(libffi)),
             },
         };
-        Ok(Caller {
-            signature: Arc::new(signature),
-            engine,
-            path,
-        })
+        Ok(Caller { signature: Arc::new(signature), engine, path })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
         // A panic while holding the lock leaves the maps consistent (entries are inserted
         // whole), so a poisoned lock is still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

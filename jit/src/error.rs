@@ -6,38 +6,16 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignatureError {
     ZeroSizedAggregate,
-    BadAlignment {
-        align: usize,
-    },
-    SizeNotMultipleOfAlignment {
-        size: usize,
-        align: usize,
-    },
-    FieldOutOfBounds {
-        offset: usize,
-        field_size: usize,
-        aggregate_size: usize,
-    },
+    BadAlignment { align: usize },
+    SizeNotMultipleOfAlignment { size: usize, align: usize },
+    FieldOutOfBounds { offset: usize, field_size: usize, aggregate_size: usize },
     SizeOverflow,
     VoidField,
-    VoidArgument {
-        index: usize,
-    },
-    ArrayByValue {
-        position: String,
-    },
-    TooManyArguments {
-        count: usize,
-        max: usize,
-    },
-    FixedArgumentsOutOfRange {
-        fixed: usize,
-        total: usize,
-    },
-    UnpromotedVariadicArgument {
-        index: usize,
-        ty: String,
-    },
+    VoidArgument { index: usize },
+    ArrayByValue { position: String },
+    TooManyArguments { count: usize, max: usize },
+    FixedArgumentsOutOfRange { fixed: usize, total: usize },
+    UnpromotedVariadicArgument { index: usize, ty: String },
 }
 
 impl fmt::Display for SignatureError {
@@ -50,16 +28,9 @@ impl fmt::Display for SignatureError {
                 write!(f, "alignment {align} is not a power of two up to 16")
             }
             SignatureError::SizeNotMultipleOfAlignment { size, align } => {
-                write!(
-                    f,
-                    "aggregate size {size} is not a multiple of its alignment {align}"
-                )
+                write!(f, "aggregate size {size} is not a multiple of its alignment {align}")
             }
-            SignatureError::FieldOutOfBounds {
-                offset,
-                field_size,
-                aggregate_size,
-            } => write!(
+            SignatureError::FieldOutOfBounds { offset, field_size, aggregate_size } => write!(
                 f,
                 "field of {field_size} bytes at offset {offset} ends outside its \
                  {aggregate_size}-byte aggregate"
@@ -78,10 +49,9 @@ impl fmt::Display for SignatureError {
             SignatureError::FixedArgumentsOutOfRange { fixed, total } => {
                 write!(f, "{fixed} fixed arguments declared but only {total} given")
             }
-            SignatureError::UnpromotedVariadicArgument { index, ty } => write!(
-                f,
-                "variadic argument {index} has type {ty}; C promotes it to int or double"
-            ),
+            SignatureError::UnpromotedVariadicArgument { index, ty } => {
+                write!(f, "variadic argument {index} has type {ty}; C promotes it to int or double")
+            }
         }
     }
 }

@@ -32,11 +32,7 @@ impl LibffiCall {
     /// Prepares the call description, or says why libffi cannot express the signature.
     pub fn prepare(signature: &Signature) -> Result<LibffiCall, String> {
         let ret = ffi_type(signature.ret())?;
-        let args = signature
-            .args()
-            .iter()
-            .map(ffi_type)
-            .collect::<Result<Vec<_>, _>>()?;
+        let args = signature.args().iter().map(ffi_type).collect::<Result<Vec<_>, _>>()?;
         let cif = match signature.fixed_args() {
             Some(fixed) => Cif::try_new_variadic(args, fixed, ret),
             None => Cif::try_new(args, ret),
@@ -58,12 +54,7 @@ impl LibffiCall {
             unsafe { std::mem::transmute::<*const c_void, unsafe extern "C" fn()>(target) };
         // SAFETY: the cif is prepared and matches `args`/`ret` by the caller's contract.
         unsafe {
-            raw::ffi_call(
-                self.cif.as_raw_ptr(),
-                Some(function),
-                ret,
-                args as *mut *mut c_void,
-            )
+            raw::ffi_call(self.cif.as_raw_ptr(), Some(function), ret, args as *mut *mut c_void)
         }
     }
 }

@@ -52,14 +52,8 @@ impl Type {
         if matches!(element, Type::Void) {
             return Err(SignatureError::VoidField);
         }
-        element
-            .size()
-            .checked_mul(len)
-            .ok_or(SignatureError::SizeOverflow)?;
-        Ok(Type::Array {
-            element: Arc::new(element),
-            len,
-        })
+        element.size().checked_mul(len).ok_or(SignatureError::SizeOverflow)?;
+        Ok(Type::Array { element: Arc::new(element), len })
     }
 
     /// An aggregate type from an already validated [`Aggregate`].
@@ -105,10 +99,9 @@ impl Type {
     pub fn contains_long_double(&self) -> bool {
         match self {
             Type::LongDouble => true,
-            Type::Aggregate(aggregate) => aggregate
-                .fields
-                .iter()
-                .any(|field| field.ty.contains_long_double()),
+            Type::Aggregate(aggregate) => {
+                aggregate.fields.iter().any(|field| field.ty.contains_long_double())
+            }
             Type::Array { element, .. } => element.contains_long_double(),
             _ => false,
         }
@@ -206,10 +199,8 @@ impl Aggregate {
             if matches!(field.ty, Type::Void) {
                 return Err(SignatureError::VoidField);
             }
-            let end = field
-                .offset
-                .checked_add(field.ty.size())
-                .ok_or(SignatureError::SizeOverflow)?;
+            let end =
+                field.offset.checked_add(field.ty.size()).ok_or(SignatureError::SizeOverflow)?;
             if end > size {
                 return Err(SignatureError::FieldOutOfBounds {
                     offset: field.offset,
@@ -218,12 +209,7 @@ impl Aggregate {
                 });
             }
         }
-        Ok(Aggregate {
-            kind,
-            size,
-            align,
-            fields,
-        })
+        Ok(Aggregate { kind, size, align, fields })
     }
 
     /// A C struct with the natural layout gcc gives these member types in this order.
@@ -252,9 +238,7 @@ impl Aggregate {
             align = align.max(field_align);
             let size = ty.size();
             fields.push(Field { offset, ty });
-            offset = offset
-                .checked_add(size)
-                .ok_or(SignatureError::SizeOverflow)?;
+            offset = offset.checked_add(size).ok_or(SignatureError::SizeOverflow)?;
         }
         let size = align_up(offset, align).ok_or(SignatureError::SizeOverflow)?;
         Self::with_layout(AggregateKind::Struct, size, align, fields)
@@ -265,10 +249,7 @@ impl Aggregate {
         let align = members.iter().map(Type::align).max().unwrap_or(1);
         let largest = members.iter().map(Type::size).max().unwrap_or(0);
         let size = align_up(largest, align).ok_or(SignatureError::SizeOverflow)?;
-        let fields = members
-            .into_iter()
-            .map(|ty| Field { offset: 0, ty })
-            .collect();
+        let fields = members.into_iter().map(|ty| Field { offset: 0, ty }).collect();
         Self::with_layout(AggregateKind::Union, size, align, fields)
     }
 
@@ -364,10 +345,8 @@ impl Signature {
             });
         }
         for (index, ty) in args.iter().enumerate().skip(fixed_args) {
-            let unpromoted = matches!(
-                ty,
-                Type::Bool | Type::I8 | Type::U8 | Type::I16 | Type::U16 | Type::F32
-            );
+            let unpromoted =
+                matches!(ty, Type::Bool | Type::I8 | Type::U8 | Type::I16 | Type::U16 | Type::F32);
             if unpromoted {
                 return Err(SignatureError::UnpromotedVariadicArgument {
                     index,
@@ -384,15 +363,10 @@ impl Signature {
         fixed_args: Option<usize>,
     ) -> Result<Signature, SignatureError> {
         if args.len() > MAX_ARGS {
-            return Err(SignatureError::TooManyArguments {
-                count: args.len(),
-                max: MAX_ARGS,
-            });
+            return Err(SignatureError::TooManyArguments { count: args.len(), max: MAX_ARGS });
         }
         if matches!(ret, Type::Array { .. }) {
-            return Err(SignatureError::ArrayByValue {
-                position: "return".into(),
-            });
+            return Err(SignatureError::ArrayByValue { position: "return".into() });
         }
         for (index, ty) in args.iter().enumerate() {
             match ty {
@@ -405,12 +379,7 @@ impl Signature {
                 _ => {}
             }
         }
-        Ok(Signature {
-            ret,
-            args,
-            fixed_args,
-            call_conv: CallConv::default(),
-        })
+        Ok(Signature { ret, args, fixed_args, call_conv: CallConv::default() })
     }
 
     pub fn ret(&self) -> &Type {
@@ -486,24 +455,15 @@ mod tests {
 
     #[test]
     fn invalid_aggregates_are_errors() {
-        assert_eq!(
-            Aggregate::c_struct(vec![]),
-            Err(SignatureError::ZeroSizedAggregate)
-        );
+        assert_eq!(Aggregate::c_struct(vec![]), Err(SignatureError::ZeroSizedAggregate));
         let bad_align = Aggregate::with_layout(AggregateKind::Struct, 64, 64, vec![]);
         assert_eq!(bad_align, Err(SignatureError::BadAlignment { align: 64 }));
-        let outside = vec![Field {
-            offset: 6,
-            ty: Type::I32,
-        }];
+        let outside = vec![Field { offset: 6, ty: Type::I32 }];
         assert!(matches!(
             Aggregate::with_layout(AggregateKind::Struct, 8, 4, outside),
             Err(SignatureError::FieldOutOfBounds { .. })
         ));
-        assert_eq!(
-            Type::array(Type::F64, usize::MAX),
-            Err(SignatureError::SizeOverflow)
-        );
+        assert_eq!(Type::array(Type::F64, usize::MAX), Err(SignatureError::SizeOverflow));
     }
 
     #[test]
@@ -528,9 +488,6 @@ mod tests {
     fn display_names_the_shape() {
         let pair = Type::aggregate(Aggregate::c_struct(vec![Type::I32, Type::F32]).unwrap());
         let sig = Signature::variadic(Type::I32, vec![Type::Pointer, pair], 1).unwrap();
-        assert_eq!(
-            sig.to_string(),
-            "fn(ptr, ...: struct<8/4>{i32@0, f32@4}) -> i32"
-        );
+        assert_eq!(sig.to_string(), "fn(ptr, ...: struct<8/4>{i32@0, f32@4}) -> i32");
     }
 }

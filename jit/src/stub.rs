@@ -25,7 +25,7 @@ use cranelift_codegen::isa::{CallConv as ClifCallConv, OwnedTargetIsa, TargetFro
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, Module};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 
 use crate::error::CallError;
 use crate::sysv::{CallPlan, Piece, PieceKind, RegClass, RetPlan, INT_ARG_REGS};
@@ -48,19 +48,28 @@ pub struct StubCompiler {
     module: JITModule,
     context: cranelift_codegen::Context,
     builder_context: FunctionBuilderContext,
+    x87_helper: FuncId,
 }
+
+/// The name under which [`store_x87_result`] is known to the JIT module.
+const X87_HELPER: &str = "jitctypes_store_x87_result";
 
 impl StubCompiler {
     pub fn new() -> Result<StubCompiler, CallError> {
         let isa = host_isa()?;
-        let builder = JITBuilder::with_isa(isa, default_libcall_names());
-        let module = JITModule::new(builder);
+        let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+        // Registered by name: a symbol the module cannot resolve would panic in
+        // `finalize_definitions`, and our own functions are invisible to `dlsym`.
+        builder.symbol(X87_HELPER, store_x87_result as *const u8);
+        let mut module = JITModule::new(builder);
+        let mut helper_signature = module.make_signature();
+        helper_signature.params.push(AbiParam::new(types::I64));
+        let x87_helper = module
+            .declare_function(X87_HELPER, Linkage::Import, &helper_signature)
+            .map_err(|e| CallError::Compile(e.to_string()))?;
         let context = module.make_context();
-        Ok(StubCompiler {
-            module,
-            context,
-            builder_context: FunctionBuilderContext::new(),
-        })
+        let builder_context = FunctionBuilderContext::new();
+        Ok(StubCompiler { module, context, builder_context, x87_helper })
     }
 
     /// Compiles the stub of `plan`; the code is executable and no longer writable on return.
@@ -73,24 +82,16 @@ impl StubCompiler {
             .declare_anonymous_function(&self.context.func.signature)
             .map_err(|e| compile_error(&e))?;
         let defined = self.module.define_function(id, &mut self.context);
-        let code_size = self
-            .context
-            .compiled_code()
-            .map_or(0, |code| code.code_info().total_size as usize);
+        let code_size =
+            self.context.compiled_code().map_or(0, |code| code.code_info().total_size as usize);
         self.module.clear_context(&mut self.context);
         defined.map_err(|e| compile_error(&format!("{e:?}")))?;
-        self.module
-            .finalize_definitions()
-            .map_err(|e| compile_error(&e))?;
+        self.module.finalize_definitions().map_err(|e| compile_error(&e))?;
         let code = self.module.get_finalized_function(id);
         // SAFETY: the function was built with exactly the `StubFn` signature (three pointer
         // parameters, no results, host C convention) and is now finalized as executable code.
         let entry = unsafe { std::mem::transmute::<*const u8, StubFn>(code) };
-        Ok(CompiledStub {
-            entry,
-            code_size,
-            compile_time: started.elapsed(),
-        })
+        Ok(CompiledStub { entry, code_size, compile_time: started.elapsed() })
     }
 
     /// The Cranelift IR of the stub of `plan`, as text (for golden tests and IR dumps).
@@ -106,40 +107,26 @@ impl StubCompiler {
         let func = &mut self.context.func;
         func.signature.call_conv = target.default_call_conv;
         func.signature.params = vec![AbiParam::new(target.pointer_type()); 3];
+        let x87_helper = (plan.ret == RetPlan::X87)
+            .then(|| self.module.declare_func_in_func(self.x87_helper, func));
         let builder = FunctionBuilder::new(func, &mut self.builder_context);
         // The verifier runs inside `define_function` in debug builds (`enable_verifier`).
-        StubBuilder {
-            builder,
-            plan,
-            call_conv: target.default_call_conv,
-        }
-        .build(target);
+        let call_conv = target.default_call_conv;
+        StubBuilder { builder, plan, call_conv, x87_helper }.build(target);
     }
 }
 
 fn host_isa() -> Result<OwnedTargetIsa, CallError> {
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, name: &str, value: &str| {
-        flags
-            .set(name, value)
-            .map_err(|e| CallError::Compile(e.to_string()))
+        flags.set(name, value).map_err(|e| CallError::Compile(e.to_string()))
     };
     set(&mut flags, "opt_level", "speed")?;
     // JITModule needs non-PIC code; the stub embeds no addresses anyway.
     set(&mut flags, "is_pic", "false")?;
-    set(
-        &mut flags,
-        "enable_verifier",
-        if cfg!(debug_assertions) {
-            "true"
-        } else {
-            "false"
-        },
-    )?;
+    set(&mut flags, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
     let isa_builder = cranelift_native::builder().map_err(|e| CallError::Compile(e.to_string()))?;
-    isa_builder
-        .finish(settings::Flags::new(flags))
-        .map_err(|e| CallError::Compile(e.to_string()))
+    isa_builder.finish(settings::Flags::new(flags)).map_err(|e| CallError::Compile(e.to_string()))
 }
 
 /// Memory flags for the `args` array itself: pointer-aligned, valid by contract.
@@ -156,6 +143,8 @@ struct StubBuilder<'a> {
     builder: FunctionBuilder<'a>,
     plan: &'a CallPlan,
     call_conv: ClifCallConv,
+    /// [`store_x87_result`], imported into the function when the plan returns in st(0).
+    x87_helper: Option<ir::FuncRef>,
 }
 
 impl<'a> StubBuilder<'a> {
@@ -185,12 +174,8 @@ impl<'a> StubBuilder<'a> {
                 continue;
             }
             let offset = (piece.arg * 8) as i32;
-            pointers[piece.arg] = Some(self.builder.ins().load(
-                types::I64,
-                ARGS_ARRAY,
-                args,
-                offset,
-            ));
+            pointers[piece.arg] =
+                Some(self.builder.ins().load(types::I64, ARGS_ARRAY, args, offset));
         }
         pointers
     }
@@ -215,9 +200,12 @@ impl<'a> StubBuilder<'a> {
         }
         if plan.stack_slots() > 0 {
             // Fill the integer registers so that every i64 declared next lands on the stack.
-            for _ in plan.int_registers_used()..INT_ARG_REGS {
+            let free_registers = plan.int_registers_used()..INT_ARG_REGS;
+            let zero =
+                (!free_registers.is_empty()).then(|| self.builder.ins().iconst(types::I64, 0));
+            for _ in free_registers {
                 params.push(AbiParam::new(types::I64));
-                values.push(self.builder.ins().iconst(types::I64, 0));
+                values.push(zero.expect("created when registers are free"));
             }
             for piece in plan.pieces.iter().filter(|piece| piece.on_stack) {
                 let value = self.load_stack_piece(piece, storage);
@@ -233,22 +221,14 @@ impl<'a> StubBuilder<'a> {
         let offset = piece.offset as i32;
         match piece.kind {
             PieceKind::Int { bytes, signed } => self.load_integer(base, offset, bytes, signed),
-            PieceKind::F32 => self
-                .builder
-                .ins()
-                .load(types::F32, storage_flags(), base, offset),
-            PieceKind::F64 => self
-                .builder
-                .ins()
-                .load(types::F64, storage_flags(), base, offset),
+            PieceKind::F32 => self.builder.ins().load(types::F32, storage_flags(), base, offset),
+            PieceKind::F64 => self.builder.ins().load(types::F64, storage_flags(), base, offset),
             PieceKind::Chunk { bytes, class } => {
                 let chunk = self.load_bytes(base, offset, bytes);
                 match class {
                     RegClass::Integer => chunk,
                     RegClass::Sse => {
-                        self.builder
-                            .ins()
-                            .bitcast(types::F64, MemFlagsData::new(), chunk)
+                        self.builder.ins().bitcast(types::F64, MemFlagsData::new(), chunk)
                     }
                 }
             }
@@ -293,19 +273,11 @@ impl<'a> StubBuilder<'a> {
         for (part_offset, part_bytes) in byte_parts(bytes) {
             let ty = integer_type(part_bytes);
             let part =
-                self.builder
-                    .ins()
-                    .load(ty, storage_flags(), base, offset + part_offset as i32);
-            let mut wide = if ty == types::I64 {
-                part
-            } else {
-                self.builder.ins().uextend(types::I64, part)
-            };
+                self.builder.ins().load(ty, storage_flags(), base, offset + part_offset as i32);
+            let mut wide =
+                if ty == types::I64 { part } else { self.builder.ins().uextend(types::I64, part) };
             if part_offset > 0 {
-                wide = self
-                    .builder
-                    .ins()
-                    .ishl_imm_u(wide, i64::from(part_offset) * 8);
+                wide = self.builder.ins().ishl_imm_u(wide, i64::from(part_offset) * 8);
             }
             combined = Some(match combined {
                 None => wide,
@@ -320,20 +292,13 @@ impl<'a> StubBuilder<'a> {
         for (part_offset, part_bytes) in byte_parts(bytes) {
             let ty = integer_type(part_bytes);
             let shifted = if part_offset > 0 {
-                self.builder
-                    .ins()
-                    .ushr_imm_u(value, i64::from(part_offset) * 8)
+                self.builder.ins().ushr_imm_u(value, i64::from(part_offset) * 8)
             } else {
                 value
             };
-            let part = if ty == types::I64 {
-                shifted
-            } else {
-                self.builder.ins().ireduce(ty, shifted)
-            };
-            self.builder
-                .ins()
-                .store(storage_flags(), part, base, offset + part_offset as i32);
+            let part =
+                if ty == types::I64 { shifted } else { self.builder.ins().ireduce(ty, shifted) };
+            self.builder.ins().store(storage_flags(), part, base, offset + part_offset as i32);
         }
     }
 
@@ -369,7 +334,12 @@ impl<'a> StubBuilder<'a> {
     fn store_results(&mut self, ret: Value, results: &[Value]) {
         match &self.plan.ret {
             RetPlan::Void | RetPlan::Memory => {}
-            RetPlan::X87 => self.store_x87_result(ret),
+            RetPlan::X87 => {
+                // Right after the callee: Cranelift emits only integer and SSE instructions
+                // in between, so st(0) still holds the result.
+                let helper = self.x87_helper.expect("imported for X87 plans");
+                self.builder.ins().call(helper, &[ret]);
+            }
             RetPlan::Int { bytes, signed } => {
                 let value = results[0];
                 let wide = match (*bytes, *signed) {
@@ -380,19 +350,13 @@ impl<'a> StubBuilder<'a> {
                 self.builder.ins().store(storage_flags(), wide, ret, 0);
             }
             RetPlan::F32 | RetPlan::F64 => {
-                self.builder
-                    .ins()
-                    .store(storage_flags(), results[0], ret, 0);
+                self.builder.ins().store(storage_flags(), results[0], ret, 0);
             }
             RetPlan::Registers(eightbytes) => {
-                let classed = eightbytes
-                    .iter()
-                    .filter(|eightbyte| eightbyte.class.is_some());
+                let classed = eightbytes.iter().filter(|eightbyte| eightbyte.class.is_some());
                 for (eightbyte, &value) in classed.zip(results) {
                     let bits = if eightbyte.class == Some(RegClass::Sse) {
-                        self.builder
-                            .ins()
-                            .bitcast(types::I64, MemFlagsData::new(), value)
+                        self.builder.ins().bitcast(types::I64, MemFlagsData::new(), value)
                     } else {
                         value
                     };
@@ -400,21 +364,6 @@ impl<'a> StubBuilder<'a> {
                 }
             }
         }
-    }
-}
-
-impl StubBuilder<'_> {
-    /// Calls [`store_x87_result`] right after the target returned: Cranelift emits only
-    /// integer and SSE instructions in between, so st(0) still holds the result.
-    fn store_x87_result(&mut self, ret: Value) {
-        let mut signature = ir::Signature::new(self.call_conv);
-        signature.params.push(AbiParam::new(types::I64));
-        let signature = self.builder.import_signature(signature);
-        let helper = self
-            .builder
-            .ins()
-            .iconst(types::I64, store_x87_result as *const () as i64);
-        self.builder.ins().call_indirect(signature, helper, &[ret]);
     }
 }
 

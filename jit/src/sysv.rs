@@ -52,21 +52,15 @@ pub enum AggregateClass {
 pub fn classify_aggregate(aggregate: &Aggregate) -> AggregateClass {
     let ty = Type::Aggregate(aggregate.clone().into());
     let mut leaves = Vec::new();
-    ty.for_each_scalar(0, &mut |offset, scalar| {
-        leaves.push((offset, scalar.clone()))
-    });
+    ty.for_each_scalar(0, &mut |offset, scalar| leaves.push((offset, scalar.clone())));
     // An aggregate with unaligned fields (a packed struct) is MEMORY, as gcc does it.
-    if leaves
-        .iter()
-        .any(|(offset, scalar)| offset % scalar.align() != 0)
-    {
+    if leaves.iter().any(|(offset, scalar)| offset % scalar.align() != 0) {
         return AggregateClass::Memory;
     }
     if leaves.iter().any(|(_, scalar)| *scalar == Type::LongDouble) {
         // X87 merged with anything else is MEMORY; alone it comes back in st(0).
-        let only_x87 = leaves
-            .iter()
-            .all(|(offset, scalar)| *offset == 0 && *scalar == Type::LongDouble);
+        let only_x87 =
+            leaves.iter().all(|(offset, scalar)| *offset == 0 && *scalar == Type::LongDouble);
         let class = if only_x87 && aggregate.size() == 16 {
             AggregateClass::X87
         } else {
@@ -80,11 +74,7 @@ pub fn classify_aggregate(aggregate: &Aggregate) -> AggregateClass {
     }
     let mut classes: Vec<Option<RegClass>> = vec![None; aggregate.size().div_ceil(8)];
     for (offset, scalar) in leaves {
-        let class = if scalar.is_float() {
-            RegClass::Sse
-        } else {
-            RegClass::Integer
-        };
+        let class = if scalar.is_float() { RegClass::Sse } else { RegClass::Integer };
         // An aligned scalar never straddles two eightbytes.
         let slot = &mut classes[offset / 8];
         *slot = match (*slot, class) {
@@ -167,24 +157,13 @@ impl CallPlan {
     }
     pub fn int_registers_used(&self) -> usize {
         let sret = usize::from(self.ret == RetPlan::Memory);
-        sret + self
-            .pieces
-            .iter()
-            .filter(|p| !p.on_stack && p.kind.is_integer_class())
-            .count()
+        sret + self.pieces.iter().filter(|p| !p.on_stack && p.kind.is_integer_class()).count()
     }
 }
 
 impl PieceKind {
     fn is_integer_class(self) -> bool {
-        matches!(
-            self,
-            PieceKind::Int { .. }
-                | PieceKind::Chunk {
-                    class: RegClass::Integer,
-                    ..
-                }
-        )
+        matches!(self, PieceKind::Int { .. } | PieceKind::Chunk { class: RegClass::Integer, .. })
     }
 }
 
@@ -199,10 +178,7 @@ pub fn plan_call(signature: &Signature) -> Result<CallPlan, FallbackReason> {
     if signature.is_variadic() {
         return Err(FallbackReason::Variadic);
     }
-    let mut free = FreeRegisters {
-        int: INT_ARG_REGS,
-        sse: SSE_ARG_REGS,
-    };
+    let mut free = FreeRegisters { int: INT_ARG_REGS, sse: SSE_ARG_REGS };
     let ret = plan_return(signature.ret());
     if ret == RetPlan::Memory {
         free.int -= 1;
@@ -215,12 +191,7 @@ pub fn plan_call(signature: &Signature) -> Result<CallPlan, FallbackReason> {
         let goes_to_stack = pieces[first_new..].first().is_some_and(|p| p.on_stack);
         // The stack copy of a 16-byte-aligned argument starts on a 16-byte boundary.
         if goes_to_stack && ty.align() == 16 && stack_slots % 2 == 1 {
-            let padding = Piece {
-                arg,
-                offset: 0,
-                kind: PieceKind::Padding,
-                on_stack: true,
-            };
+            let padding = Piece { arg, offset: 0, kind: PieceKind::Padding, on_stack: true };
             pieces.insert(first_new, padding);
         }
         stack_slots += pieces[first_new..].iter().filter(|p| p.on_stack).count();
@@ -228,11 +199,7 @@ pub fn plan_call(signature: &Signature) -> Result<CallPlan, FallbackReason> {
     if stack_slots > MAX_STACK_SLOTS {
         return Err(FallbackReason::StackArgumentsTooLarge { slots: stack_slots });
     }
-    Ok(CallPlan {
-        ret,
-        pieces,
-        arg_count: signature.args().len(),
-    })
+    Ok(CallPlan { ret, pieces, arg_count: signature.args().len() })
 }
 
 fn plan_return(ty: &Type) -> RetPlan {
@@ -261,19 +228,10 @@ fn integer_shape(ty: &Type) -> (u8, bool) {
 }
 
 fn plan_argument(arg: usize, ty: &Type, free: &mut FreeRegisters, pieces: &mut Vec<Piece>) {
-    let scalar = |offset, kind, on_stack| Piece {
-        arg,
-        offset,
-        kind,
-        on_stack,
-    };
+    let scalar = |offset, kind, on_stack| Piece { arg, offset, kind, on_stack };
     match ty {
         Type::F32 | Type::F64 => {
-            let kind = if *ty == Type::F32 {
-                PieceKind::F32
-            } else {
-                PieceKind::F64
-            };
+            let kind = if *ty == Type::F32 { PieceKind::F32 } else { PieceKind::F64 };
             let on_stack = !take(&mut free.sse, 1);
             pieces.push(scalar(0, kind, on_stack));
         }
@@ -288,10 +246,7 @@ fn plan_argument(arg: usize, ty: &Type, free: &mut FreeRegisters, pieces: &mut V
                         let Some(class) = eightbyte.class else {
                             continue;
                         };
-                        let kind = PieceKind::Chunk {
-                            bytes: eightbyte.size as u8,
-                            class,
-                        };
+                        let kind = PieceKind::Chunk { bytes: eightbyte.size as u8, class };
                         pieces.push(scalar(eightbyte.offset, kind, false));
                     }
                 } else {
@@ -330,16 +285,8 @@ fn take(free: &mut usize, count: usize) -> bool {
 fn push_memory_copy(arg: usize, size: usize, pieces: &mut Vec<Piece>) {
     for offset in (0..size).step_by(8) {
         let bytes = (size - offset).min(8) as u8;
-        let kind = PieceKind::Chunk {
-            bytes,
-            class: RegClass::Integer,
-        };
-        pieces.push(Piece {
-            arg,
-            offset,
-            kind,
-            on_stack: true,
-        });
+        let kind = PieceKind::Chunk { bytes, class: RegClass::Integer };
+        pieces.push(Piece { arg, offset, kind, on_stack: true });
     }
 }
 
@@ -363,18 +310,9 @@ mod tests {
 
     #[test]
     fn mixed_struct_is_half_integer_half_sse() {
-        assert_eq!(
-            classes(&strukt(vec![Type::I64, Type::F64])),
-            [Some(I), Some(S)]
-        );
-        assert_eq!(
-            classes(&strukt(vec![Type::F32, Type::F32, Type::I32])),
-            [Some(S), Some(I)]
-        );
-        assert_eq!(
-            classes(&strukt(vec![Type::F32, Type::I32, Type::F64])),
-            [Some(I), Some(S)]
-        );
+        assert_eq!(classes(&strukt(vec![Type::I64, Type::F64])), [Some(I), Some(S)]);
+        assert_eq!(classes(&strukt(vec![Type::F32, Type::F32, Type::I32])), [Some(S), Some(I)]);
+        assert_eq!(classes(&strukt(vec![Type::F32, Type::I32, Type::F64])), [Some(I), Some(S)]);
     }
 
     #[test]
@@ -393,10 +331,7 @@ mod tests {
 
     #[test]
     fn padding_only_eightbyte_has_no_class() {
-        let field = Field {
-            offset: 0,
-            ty: Type::F32,
-        };
+        let field = Field { offset: 0, ty: Type::F32 };
         let over_aligned =
             Aggregate::with_layout(AggregateKind::Struct, 16, 16, vec![field]).unwrap();
         assert_eq!(classes(&over_aligned), [Some(S), None]);
@@ -413,11 +348,7 @@ mod tests {
         let pair_pieces: Vec<_> = plan.pieces.iter().filter(|p| p.arg == 5).collect();
         assert!(pair_pieces.iter().all(|p| p.on_stack));
         let last = plan.pieces.last().unwrap();
-        assert_eq!(
-            (last.arg, last.on_stack),
-            (6, false),
-            "r9 stays free for the int"
-        );
+        assert_eq!((last.arg, last.on_stack), (6, false), "r9 stays free for the int");
     }
 
     #[test]
@@ -431,20 +362,12 @@ mod tests {
 
     #[test]
     fn over_aligned_stack_aggregate_gets_padding() {
-        let field = Field {
-            offset: 0,
-            ty: Type::I64,
-        };
+        let field = Field { offset: 0, ty: Type::I64 };
         let aligned = Aggregate::with_layout(AggregateKind::Struct, 32, 16, vec![field]).unwrap();
         let mut args = vec![Type::I64; 7];
         args.push(Type::aggregate(aligned));
         let plan = plan_call(&Signature::new(Type::Void, args).unwrap()).unwrap();
-        let kinds: Vec<_> = plan
-            .pieces
-            .iter()
-            .filter(|p| p.on_stack)
-            .map(|p| p.kind)
-            .collect();
+        let kinds: Vec<_> = plan.pieces.iter().filter(|p| p.on_stack).map(|p| p.kind).collect();
         assert_eq!(kinds[1], PieceKind::Padding);
         assert_eq!(plan.stack_slots(), 1 + 1 + 4);
     }
@@ -462,12 +385,7 @@ mod tests {
             plan_call(&Signature::new(ld.clone(), vec![Type::I32, ld.clone()]).unwrap()).unwrap();
         assert_eq!(plan.ret, RetPlan::X87);
         // The int takes rdi, the long double two 16-byte-aligned stack slots.
-        let stack: Vec<_> = plan
-            .pieces
-            .iter()
-            .filter(|p| p.on_stack)
-            .map(|p| p.offset)
-            .collect();
+        let stack: Vec<_> = plan.pieces.iter().filter(|p| p.on_stack).map(|p| p.offset).collect();
         assert_eq!(stack, [0, 8]);
         let alone = Aggregate::c_struct(vec![ld.clone()]).unwrap();
         assert_eq!(classify_aggregate(&alone), AggregateClass::X87);

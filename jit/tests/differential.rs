@@ -52,9 +52,7 @@ struct Allow {
 
 fn random_scalar(rng: &mut Rng, allow: Allow) -> Type {
     use Type::*;
-    const COMMON: [Type; 12] = [
-        Bool, I8, U8, I16, U16, I32, U32, I64, U64, F32, F64, Pointer,
-    ];
+    const COMMON: [Type; 12] = [Bool, I8, U8, I16, U16, I32, U32, I64, U64, F32, F64, Pointer];
     if allow.long_double && !allow.in_union && rng.chance(8) {
         return LongDouble;
     }
@@ -79,18 +77,11 @@ fn random_aggregate(rng: &mut Rng, depth: usize, allow: Allow) -> Type {
     let count = 1 + rng.below(if depth == 0 { 6 } else { 4 });
     let roll = rng.below(100);
     if roll < 12 {
-        let allow = Allow {
-            in_union: true,
-            ..allow
-        };
-        let members = (0..count)
-            .map(|_| random_member(rng, depth, allow))
-            .collect();
+        let allow = Allow { in_union: true, ..allow };
+        let members = (0..count).map(|_| random_member(rng, depth, allow)).collect();
         return Type::aggregate(Aggregate::c_union(members).unwrap());
     }
-    let members = (0..count)
-        .map(|_| random_member(rng, depth, allow))
-        .collect();
+    let members = (0..count).map(|_| random_member(rng, depth, allow)).collect();
     let pack = (roll < 22).then(|| [1, 2, 4][rng.below(3)]);
     Type::aggregate(Aggregate::packed_struct(members, pack).unwrap())
 }
@@ -104,15 +95,8 @@ fn random_value_type(rng: &mut Rng, allow: Allow) -> Type {
 }
 
 fn random_signature(rng: &mut Rng) -> Signature {
-    let allow = Allow {
-        long_double: rng.chance(4),
-        in_union: false,
-    };
-    let ret = if rng.chance(12) {
-        Type::Void
-    } else {
-        random_value_type(rng, allow)
-    };
+    let allow = Allow { long_double: rng.chance(4), in_union: false };
+    let ret = if rng.chance(12) { Type::Void } else { random_value_type(rng, allow) };
     let count = match rng.below(10) {
         0..=5 => rng.below(7),
         6..=8 => 7 + rng.below(8),
@@ -184,9 +168,7 @@ fn scalar_bits(ty: &Type, bytes: &[u8]) -> u64 {
 /// Folds every scalar of a value, in the order the generated C visits them.
 fn fold_value(h: u64, ty: &Type, bytes: &[u8]) -> u64 {
     let mut h = h;
-    ty.for_each_scalar(0, &mut |offset, scalar| {
-        h = mix(h, scalar_bits(scalar, &bytes[offset..]))
-    });
+    ty.for_each_scalar(0, &mut |offset, scalar| h = mix(h, scalar_bits(scalar, &bytes[offset..])));
     h
 }
 
@@ -198,11 +180,7 @@ fn expected_return(ty: &Type, mut h: u64) -> (Vec<u8>, Vec<bool>) {
     if ty.is_scalar() {
         let value = scalar_from(ty, h);
         let widened = widen(ty, &value);
-        let significant = if *ty == Type::LongDouble {
-            10
-        } else {
-            widened.len()
-        };
+        let significant = if *ty == Type::LongDouble { 10 } else { widened.len() };
         bytes[..widened.len()].copy_from_slice(&widened);
         mask[..significant].fill(true);
         return (bytes, mask);
@@ -343,10 +321,7 @@ impl CWriter {
     }
 
     fn aggregate_name(&mut self, aggregate: &Arc<Aggregate>) -> String {
-        if let Some((_, name)) = self
-            .names
-            .iter()
-            .find(|(known, _)| Arc::ptr_eq(known, aggregate))
+        if let Some((_, name)) = self.names.iter().find(|(known, _)| Arc::ptr_eq(known, aggregate))
         {
             return name.clone();
         }
@@ -358,22 +333,13 @@ impl CWriter {
             .collect();
         // Named after its members, which may have registered names of their own.
         let name = format!("{}_t{}", self.prefix, self.names.len());
-        let keyword = if aggregate.kind() == AggregateKind::Union {
-            "union"
-        } else {
-            "struct"
-        };
+        let keyword = if aggregate.kind() == AggregateKind::Union { "union" } else { "struct" };
         let pack = packing(aggregate);
         let source = &mut self.source;
         if let Some(pack) = pack {
             writeln!(source, "#pragma pack(push, {pack})").unwrap();
         }
-        writeln!(
-            source,
-            "typedef {keyword} {{ {}; }} {name};",
-            fields.join("; ")
-        )
-        .unwrap();
+        writeln!(source, "typedef {keyword} {{ {}; }} {name};", fields.join("; ")).unwrap();
         if pack.is_some() {
             writeln!(source, "#pragma pack(pop)").unwrap();
         }
@@ -447,11 +413,8 @@ fn build_statements(ty: &Type, path: &str, out: &mut String) {
 }
 
 fn write_function(index: usize, signature: &Signature) -> String {
-    let mut writer = CWriter {
-        source: String::new(),
-        names: Vec::new(),
-        prefix: format!("s{index}"),
-    };
+    let mut writer =
+        CWriter { source: String::new(), names: Vec::new(), prefix: format!("s{index}") };
     let ret = writer.type_name(signature.ret());
     let fixed = signature.fixed_args().unwrap_or(signature.args().len());
     let mut params: Vec<String> = signature.args()[..fixed]
@@ -475,11 +438,7 @@ fn write_function(index: usize, signature: &Signature) -> String {
                 writeln!(body, "  va_list ap; va_start(ap, a{});", fixed - 1).unwrap();
             }
             let name = c_scalar(ty);
-            writeln!(
-                body,
-                "  {{ {name} v = va_arg(ap, {name}); h = mix(h, BITS(v)); }}"
-            )
-            .unwrap();
+            writeln!(body, "  {{ {name} v = va_arg(ap, {name}); h = mix(h, BITS(v)); }}").unwrap();
         }
     }
     if signature.is_variadic() && signature.args().len() > fixed {
@@ -496,11 +455,7 @@ fn write_function(index: usize, signature: &Signature) -> String {
             writeln!(body, "  return r;").unwrap();
         }
     }
-    format!(
-        "{}{ret} fn{index}({}) {{\n{body}}}\n",
-        writer.source,
-        params.join(", ")
-    )
+    format!("{}{ret} fn{index}({}) {{\n{body}}}\n", writer.source, params.join(", "))
 }
 
 fn seed_of(index: usize) -> u64 {
@@ -529,10 +484,7 @@ struct Tally {
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn compile_chunk(dir: &Path, chunk: usize, sources: &[String]) -> libloading::Library {
@@ -558,19 +510,12 @@ fn random_signatures_agree_with_gcc_on_both_paths() {
     let cases: Vec<Case> = (0..count)
         .map(|_| {
             let signature = random_signature(&mut rng);
-            let args = signature
-                .args()
-                .iter()
-                .map(|ty| random_value(&mut rng, ty))
-                .collect();
+            let args = signature.args().iter().map(|ty| random_value(&mut rng, ty)).collect();
             Case { signature, args }
         })
         .collect();
-    let sources: Vec<String> = cases
-        .iter()
-        .enumerate()
-        .map(|(k, case)| write_function(k, &case.signature))
-        .collect();
+    let sources: Vec<String> =
+        cases.iter().enumerate().map(|(k, case)| write_function(k, &case.signature)).collect();
 
     let dir = std::env::temp_dir().join(format!("jitctypes-diff-{}-{seed}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -592,16 +537,11 @@ fn random_signatures_agree_with_gcc_on_both_paths() {
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().unwrap())
-            .collect()
+        handles.into_iter().flat_map(|handle| handle.join().unwrap()).collect()
     });
 
     let mut tally = Tally::default();
-    let only = std::env::var("JITCTYPES_DIFF_ONLY")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok());
+    let only = std::env::var("JITCTYPES_DIFF_ONLY").ok().and_then(|v| v.parse::<usize>().ok());
     for (index, case) in cases.iter().enumerate() {
         if only.is_some_and(|only| only != index) {
             continue;
@@ -626,13 +566,7 @@ fn random_signatures_agree_with_gcc_on_both_paths() {
         "{} mismatches of {} calls; first:\n{}",
         tally.mismatches.len(),
         tally.calls,
-        tally
-            .mismatches
-            .iter()
-            .take(3)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        tally.mismatches.iter().take(3).cloned().collect::<Vec<_>>().join("\n")
     );
 }
 
@@ -694,16 +628,10 @@ fn check_case(
             // SAFETY: `sink` points at the library's `u64 result_sink`.
             ret = unsafe { sink.read_volatile() }.to_le_bytes().to_vec();
         }
-        let got: Vec<u8> = ret
-            .iter()
-            .zip(&mask)
-            .map(|(b, keep)| if *keep { *b } else { 0 })
-            .collect();
-        let want: Vec<u8> = expected
-            .iter()
-            .zip(&mask)
-            .map(|(b, keep)| if *keep { *b } else { 0 })
-            .collect();
+        let got: Vec<u8> =
+            ret.iter().zip(&mask).map(|(b, keep)| if *keep { *b } else { 0 }).collect();
+        let want: Vec<u8> =
+            expected.iter().zip(&mask).map(|(b, keep)| if *keep { *b } else { 0 }).collect();
         if got != want {
             tally.mismatches.push(format!(
                 "fn{index} {signature} via {:?}:\n  got  {got:02x?}\n  want {want:02x?}\n{source}",

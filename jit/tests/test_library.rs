@@ -121,14 +121,8 @@ fn narrow_results_are_widened_and_void_calls_work() {
         assert_eq!(u64_at(&call(&caller, lib.symbol("u16_large"), &[])), 0xfedc);
     }
     for caller in both_paths(&sig(Type::Bool, vec![Type::Bool])) {
-        assert_eq!(
-            u64_at(&call(&caller, lib.symbol("bool_not"), &[vec![0]])),
-            1
-        );
-        assert_eq!(
-            u64_at(&call(&caller, lib.symbol("bool_not"), &[vec![1]])),
-            0
-        );
+        assert_eq!(u64_at(&call(&caller, lib.symbol("bool_not"), &[vec![0]])), 1);
+        assert_eq!(u64_at(&call(&caller, lib.symbol("bool_not"), &[vec![1]])), 0);
     }
     let nothing = lib.symbol("nothing");
     for caller in both_paths(&sig(Type::Void, vec![])) {
@@ -138,10 +132,7 @@ fn narrow_results_are_widened_and_void_calls_work() {
     let read = Caller::new(sig(Type::I32, vec![])).unwrap();
     for (caller, value) in touch.iter().zip([17, 23]) {
         call(caller, lib.symbol("touch"), &[bytes_of(value as i32)]);
-        assert_eq!(
-            u64_at(&call(&read, lib.symbol("touched_value"), &[])),
-            value
-        );
+        assert_eq!(u64_at(&call(&read, lib.symbol("touched_value"), &[])), value);
     }
 }
 
@@ -152,12 +143,7 @@ fn long_double_arithmetic_on_both_paths() {
     for caller in both_paths(&signature) {
         let args = [f80_from_i64(40).to_vec(), f80_from_i64(-2).to_vec()];
         let ret = call(&caller, lib.symbol("f80_add"), &args);
-        assert_eq!(
-            f80_to_i64(ret[..16].try_into().unwrap()),
-            Some(38),
-            "via {:?}",
-            caller.path()
-        );
+        assert_eq!(f80_to_i64(ret[..16].try_into().unwrap()), Some(38), "via {:?}", caller.path());
     }
 }
 
@@ -177,10 +163,8 @@ fn mixed_integer_and_float_arguments_in_every_order() {
                 .enumerate()
                 .map(|(k, ty)| scalar_value(ty, seed * 64 + k as u64))
                 .collect();
-            let expected = types
-                .iter()
-                .zip(&values)
-                .fold(0, |h, (ty, value)| mix(h, fold_bits(ty, value)));
+            let expected =
+                types.iter().zip(&values).fold(0, |h, (ty, value)| mix(h, fold_bits(ty, value)));
             assert_eq!(
                 u64_at(&call(&caller, target, &values)),
                 expected,
@@ -193,13 +177,7 @@ fn mixed_integer_and_float_arguments_in_every_order() {
 
 /// The C `BITS()` of a scalar: integers sign- or zero-extended, floats as their bits.
 fn fold_bits(ty: &Type, value: &[u8]) -> u64 {
-    u64_at(
-        &widened(ty, value)
-            .iter()
-            .copied()
-            .chain([0; 8])
-            .collect::<Vec<_>>(),
-    )
+    u64_at(&widened(ty, value).iter().copied().chain([0; 8]).collect::<Vec<_>>())
 }
 
 // ---- Structs by value ----
@@ -248,20 +226,7 @@ fn struct_cases() -> Vec<(&'static str, Type)> {
         ("S17", strukt(vec![array(I8, 17)])),
         ("S24", strukt(vec![I64, F64, U32])),
         ("S32", strukt(vec![array(F64, 4)])),
-        (
-            "S64",
-            strukt(vec![
-                I64,
-                F64,
-                I8,
-                I16,
-                I32,
-                array(F32, 3),
-                s12,
-                U64,
-                Pointer,
-            ]),
-        ),
+        ("S64", strukt(vec![I64, F64, I8, I16, I32, array(F32, 3), s12, U64, Pointer])),
         ("S3B", strukt(vec![Bool, I8, Bool])),
         ("U8", union(vec![F64, array(I32, 2)])),
         ("U12", union(vec![array(F32, 3), I64, I8])),
@@ -273,17 +238,12 @@ fn struct_cases() -> Vec<(&'static str, Type)> {
 /// A byte mask of the bytes that hold scalars (padding bytes may differ between paths).
 fn scalar_bytes(ty: &Type) -> Vec<bool> {
     let mut mask = vec![false; ty.size()];
-    ty.for_each_scalar(0, &mut |offset, scalar| {
-        mask[offset..offset + scalar.size()].fill(true)
-    });
+    ty.for_each_scalar(0, &mut |offset, scalar| mask[offset..offset + scalar.size()].fill(true));
     mask
 }
 
 fn masked(mask: &[bool], bytes: &[u8]) -> Vec<u8> {
-    mask.iter()
-        .zip(bytes)
-        .map(|(keep, byte)| if *keep { *byte } else { 0 })
-        .collect()
+    mask.iter().zip(bytes).map(|(keep, byte)| if *keep { *byte } else { 0 }).collect()
 }
 
 fn make_into(name: &str, ty: &Type, seed: i64) -> Vec<u8> {
@@ -316,9 +276,7 @@ fn struct_layouts_match_gcc() {
         let layout: extern "C" fn(*mut usize) = unsafe { std::mem::transmute(target) };
         let mut out = [0usize; 32];
         layout(out.as_mut_ptr());
-        let Type::Aggregate(aggregate) = &ty else {
-            unreachable!()
-        };
+        let Type::Aggregate(aggregate) = &ty else { unreachable!() };
         let mut expected = vec![aggregate.size(), aggregate.align()];
         expected.extend(aggregate.fields().iter().map(|field| field.offset));
         expected.push(usize::MAX);
@@ -373,23 +331,8 @@ fn structs_after_most_registers_are_taken() {
     for (name, ty) in struct_cases() {
         let target = lib.symbol(&format!("{name}_sum_late"));
         use Type::{F64, I64};
-        let types = vec![
-            F64,
-            I64,
-            I64,
-            I64,
-            I64,
-            I64,
-            F64,
-            F64,
-            F64,
-            F64,
-            F64,
-            F64,
-            ty.clone(),
-            F64,
-            I64,
-        ];
+        let types =
+            vec![F64, I64, I64, I64, I64, I64, F64, F64, F64, F64, F64, F64, ty.clone(), F64, I64];
         for caller in both_paths(&sig(I64, types.clone())) {
             let value = make_into(name, &ty, 99);
             let ints: Vec<i64> = vec![10, -20, 30, -40, 50, 60];
@@ -424,23 +367,13 @@ fn structs_after_most_registers_are_taken() {
 fn libffi_refuses_what_it_cannot_describe_and_the_jit_takes_it() {
     let cases = struct_cases();
     for name in ["P7", "A16"] {
-        let ty = cases
-            .iter()
-            .find(|(case, _)| *case == name)
-            .unwrap()
-            .1
-            .clone();
+        let ty = cases.iter().find(|(case, _)| *case == name).unwrap().1.clone();
         let signature = sig(Type::I64, vec![ty]);
         assert!(Caller::with_libffi(signature.clone()).is_err(), "{name}");
         assert_eq!(Caller::new(signature).unwrap().path(), &CallPath::Jit);
     }
     // Neither path: a variadic call (JIT) with a packed struct among its fixed arguments.
-    let p7 = cases
-        .iter()
-        .find(|(case, _)| *case == "P7")
-        .unwrap()
-        .1
-        .clone();
+    let p7 = cases.iter().find(|(case, _)| *case == "P7").unwrap().1.clone();
     let signature = Signature::variadic(Type::I32, vec![p7, Type::I64], 1).unwrap();
     let error = Caller::new(signature).unwrap_err();
     assert!(error.to_string().contains("variadic"), "{error}");
@@ -463,15 +396,8 @@ fn variadic_sums() {
         let values: Vec<i64> = (0..count as i64).map(|k| k * 1000 - 3).collect();
         let mut args = vec![bytes_of(count as i32)];
         args.extend(values.iter().map(|v| bytes_of(*v)));
-        let expected: i64 = values
-            .iter()
-            .enumerate()
-            .map(|(k, v)| v * (k as i64 + 1))
-            .sum();
-        assert_eq!(
-            u64_at(&call(&caller, lib.symbol("var_sum"), &args)) as i64,
-            expected
-        );
+        let expected: i64 = values.iter().enumerate().map(|(k, v)| v * (k as i64 + 1)).sum();
+        assert_eq!(u64_at(&call(&caller, lib.symbol("var_sum"), &args)) as i64, expected);
 
         let mut types = vec![Type::I32];
         types.extend(std::iter::repeat_n(Type::F64, count));
@@ -479,11 +405,7 @@ fn variadic_sums() {
         let values: Vec<f64> = (0..count).map(|k| k as f64 * 0.25 + 1.0).collect();
         let mut args = vec![bytes_of(count as i32)];
         args.extend(values.iter().map(|v| bytes_of(*v)));
-        let expected: f64 = values
-            .iter()
-            .enumerate()
-            .map(|(k, v)| v * (k as f64 + 1.0))
-            .sum();
+        let expected: f64 = values.iter().enumerate().map(|(k, v)| v * (k as f64 + 1.0)).sum();
         let ret = call(&caller, lib.symbol("var_sum_f64"), &args);
         assert_eq!(f64::from_le_bytes(ret[..8].try_into().unwrap()), expected);
     }
@@ -496,12 +418,9 @@ fn printf_like_formatting() {
     let word = c"word";
     let mut buffer = [0u8; 64];
     use Type::*;
-    let caller = Caller::new(variadic(
-        I32,
-        vec![Pointer, U64, Pointer, I32, Pointer, F64, I64, I32],
-        3,
-    ))
-    .unwrap();
+    let caller =
+        Caller::new(variadic(I32, vec![Pointer, U64, Pointer, I32, Pointer, F64, I64, I32], 3))
+            .unwrap();
     let args = vec![
         bytes_of(buffer.as_mut_ptr() as usize),
         bytes_of(buffer.len() as u64),

@@ -11,16 +11,7 @@ fn main() {
     let library = out_dir.join("libjittest.so");
     let compiler = cc::Build::new().get_compiler();
     let status = Command::new(compiler.path())
-        .args([
-            "-O2",
-            "-std=gnu11",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-shared",
-            "-fPIC",
-            "-o",
-        ])
+        .args(["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-o"])
         .arg(&library)
         .arg(&source)
         .status()

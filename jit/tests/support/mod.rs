@@ -29,10 +29,7 @@ impl Args {
                 slots
             })
             .collect();
-        let pointers = storage
-            .iter_mut()
-            .map(|slots| slots.as_mut_ptr().cast())
-            .collect();
+        let pointers = storage.iter_mut().map(|slots| slots.as_mut_ptr().cast()).collect();
         Args { storage, pointers }
     }
 
@@ -64,11 +61,7 @@ pub fn both_paths(signature: &Signature) -> Vec<Caller> {
     let default = Caller::new(signature.clone()).expect("a caller for every test signature");
     let jit_expected = !signature.is_variadic();
     if jit_expected {
-        assert_eq!(
-            default.path(),
-            &CallPath::Jit,
-            "{signature} must be on the JIT path"
-        );
+        assert_eq!(default.path(), &CallPath::Jit, "{signature} must be on the JIT path");
     }
     let mut callers = vec![default];
     if jit_expected {

@@ -33,10 +33,7 @@ pub fn compile_shared(source: &Path, output: &Path, opt_level: &str) -> io::Resu
         Ok(())
     } else {
         let stderr = String::from_utf8_lossy(&result.stderr);
-        Err(io::Error::other(format!(
-            "{compiler} failed on {}:\n{stderr}",
-            source.display()
-        )))
+        Err(io::Error::other(format!("{compiler} failed on {}:\n{stderr}", source.display())))
     }
 }
 
@@ -87,9 +84,6 @@ mod tests {
             assert_eq!(f80_to_i64(&f80_from_i64(value)), Some(value), "{value}");
         }
         // 1.0 is exponent 16383, mantissa with only the integer bit.
-        assert_eq!(
-            &f80_from_i64(1)[..10],
-            &[0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x3f]
-        );
+        assert_eq!(&f80_from_i64(1)[..10], &[0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x3f]);
     }
 }

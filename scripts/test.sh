@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what is needed and runs every test: lints, the Rust tests (unit, golden IR,
+# the C test library, 10,000 random signatures against gcc), then the Python package
+# built and installed with pip and its pytest suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+echo "== lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+.venv/bin/ruff check lib_ctypes tests benches
+.venv/bin/ruff format --check lib_ctypes tests benches
+
+echo "== Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+else
+    cargo test --workspace --no-fail-fast
+fi
+
+echo "== Python package and tests"
+.venv/bin/python -m pip install --quiet .
+.venv/bin/python -m pytest -q
