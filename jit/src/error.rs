@@ -14,6 +14,7 @@ pub enum SignatureError {
     VoidArgument { index: usize },
     ArrayByValue { position: String },
     TooManyArguments { count: usize, max: usize },
+    AggregateTooLarge { size: usize, max: usize },
     FixedArgumentsOutOfRange { fixed: usize, total: usize },
     UnpromotedVariadicArgument { index: usize, ty: String },
 }
@@ -45,6 +46,9 @@ impl fmt::Display for SignatureError {
             }
             SignatureError::TooManyArguments { count, max } => {
                 write!(f, "{count} arguments, more than the maximum of {max}")
+            }
+            SignatureError::AggregateTooLarge { size, max } => {
+                write!(f, "a {size}-byte struct or union by value is larger than {max} bytes")
             }
             SignatureError::FixedArgumentsOutOfRange { fixed, total } => {
                 write!(f, "{fixed} fixed arguments declared but only {total} given")

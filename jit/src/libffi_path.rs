@@ -31,6 +31,11 @@ unsafe impl Sync for LibffiCall {}
 impl LibffiCall {
     /// Prepares the call description, or says why libffi cannot express the signature.
     pub fn prepare(signature: &Signature) -> Result<LibffiCall, String> {
+        if returns_x87_aggregate(signature.ret()) {
+            return Err("libffi returns a struct of one long double in memory; \
+                        gcc returns it in st(0)"
+                .into());
+        }
         let ret = ffi_type(signature.ret())?;
         let args = signature.args().iter().map(ffi_type).collect::<Result<Vec<_>, _>>()?;
         let cif = match signature.fixed_args() {
@@ -57,6 +62,13 @@ impl LibffiCall {
             raw::ffi_call(self.cif.as_raw_ptr(), Some(function), ret, args as *mut *mut c_void)
         }
     }
+}
+
+/// True for a struct or union whose only content is one `long double` at offset 0: System V
+/// returns it in x87 `st(0)` like a plain `long double`, but libffi's classifier sends every
+/// aggregate with an X87 eightbyte to memory (found by the differential test).
+fn returns_x87_aggregate(ret: &Type) -> bool {
+    matches!(ret, Type::Aggregate(aggregate) if classify_aggregate(aggregate) == AggregateClass::X87)
 }
 
 fn ffi_type(ty: &Type) -> Result<FfiType, String> {
@@ -137,7 +149,9 @@ fn described_by_class(aggregate: &Aggregate) -> Result<FfiType, String> {
         // In registers the alignment does not matter, but on the stack (when the registers
         // run out) libffi would place it 8-aligned.
         _ if align > 8 => return Err(format!("over-aligned ({align}) small union or layout")),
-        AggregateClass::X87 => unreachable!("X87 aggregates have alignment 16"),
+        // A lone `long double` under `#pragma pack`, or a union of them: libffi's own
+        // layout would differ.
+        AggregateClass::X87 => return Err("long double in a packed struct or union".into()),
         AggregateClass::Registers(eightbytes) => eightbytes,
     };
     let mut members = Vec::new();

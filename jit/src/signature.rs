@@ -12,6 +12,11 @@ use crate::error::SignatureError;
 /// Most arguments a signature may have (the value of ctypes' `CTYPES_MAX_ARGCOUNT`).
 pub const MAX_ARGS: usize = 1024;
 
+/// Largest struct or union passed or returned by value. C allows more, but beyond this a
+/// by-value copy is almost certainly a mistake of the caller, and libffi needs one type
+/// description per member.
+pub const MAX_BY_VALUE_SIZE: usize = 64 * 1024;
+
 /// Largest alignment an aggregate may ask for. SysV types never need more than 16; a larger
 /// value is almost certainly a bug in the layout computation of the caller.
 pub const MAX_ALIGN: usize = 16;
@@ -368,6 +373,14 @@ impl Signature {
         if matches!(ret, Type::Array { .. }) {
             return Err(SignatureError::ArrayByValue { position: "return".into() });
         }
+        for ty in std::iter::once(&ret).chain(&args) {
+            if ty.size() > MAX_BY_VALUE_SIZE {
+                return Err(SignatureError::AggregateTooLarge {
+                    size: ty.size(),
+                    max: MAX_BY_VALUE_SIZE,
+                });
+            }
+        }
         for (index, ty) in args.iter().enumerate() {
             match ty {
                 Type::Void => return Err(SignatureError::VoidArgument { index }),
@@ -482,6 +495,13 @@ mod tests {
             Err(SignatureError::UnpromotedVariadicArgument { index: 1, .. })
         ));
         assert!(Signature::variadic(Type::I32, vec![Type::Pointer], 2).is_err());
+        let huge = Type::aggregate(
+            Aggregate::c_struct(vec![Type::array(Type::U8, 1 << 40).unwrap()]).unwrap(),
+        );
+        assert!(matches!(
+            Signature::new(Type::Void, vec![huge]),
+            Err(SignatureError::AggregateTooLarge { .. })
+        ));
     }
 
     #[test]

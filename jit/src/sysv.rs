@@ -50,6 +50,11 @@ pub enum AggregateClass {
 
 /// Classifies a struct or union passed by value (psABI §3.2.3).
 pub fn classify_aggregate(aggregate: &Aggregate) -> AggregateClass {
+    // Larger than two eightbytes: MEMORY, whatever the members (there are no vector types
+    // to make it SSEUP). Checked first, so that large arrays are never expanded.
+    if aggregate.size() > 16 {
+        return AggregateClass::Memory;
+    }
     let ty = Type::Aggregate(aggregate.clone().into());
     let mut leaves = Vec::new();
     ty.for_each_scalar(0, &mut |offset, scalar| leaves.push((offset, scalar.clone())));
@@ -67,10 +72,6 @@ pub fn classify_aggregate(aggregate: &Aggregate) -> AggregateClass {
             AggregateClass::Memory
         };
         return class;
-    }
-    // Larger than two eightbytes: MEMORY (there are no vector types to make it SSEUP).
-    if aggregate.size() > 16 {
-        return AggregateClass::Memory;
     }
     let mut classes: Vec<Option<RegClass>> = vec![None; aggregate.size().div_ceil(8)];
     for (offset, scalar) in leaves {

@@ -82,7 +82,7 @@ fn random_aggregate(rng: &mut Rng, depth: usize, allow: Allow) -> Type {
         return Type::aggregate(Aggregate::c_union(members).unwrap());
     }
     let members = (0..count).map(|_| random_member(rng, depth, allow)).collect();
-    let pack = (roll < 22).then(|| [1, 2, 4][rng.below(3)]);
+    let pack = (roll < 22).then(|| [1, 2, 4, 8][rng.below(4)]);
     Type::aggregate(Aggregate::packed_struct(members, pack).unwrap())
 }
 

@@ -147,6 +147,21 @@ fn long_double_arithmetic_on_both_paths() {
     }
 }
 
+/// gcc returns `struct { long double }` in st(0); libffi would read it from memory, so the
+/// libffi path refuses it and the JIT, which follows gcc, takes it.
+#[test]
+fn struct_of_one_long_double_is_returned_in_st0_by_the_jit() {
+    let lib = TestLibrary::get();
+    let wrapped = Type::aggregate(Aggregate::c_struct(vec![Type::LongDouble]).unwrap());
+    let signature = sig(wrapped, vec![Type::LongDouble, Type::LongDouble]);
+    assert!(Caller::with_libffi(signature.clone()).is_err());
+    let caller = Caller::new(signature).unwrap();
+    assert_eq!(caller.path(), &CallPath::Jit);
+    let args = [f80_from_i64(40).to_vec(), f80_from_i64(2).to_vec()];
+    let ret = call(&caller, lib.symbol("f80_wrap_add"), &args);
+    assert_eq!(f80_to_i64(ret[..16].try_into().unwrap()), Some(42));
+}
+
 #[test]
 fn mixed_integer_and_float_arguments_in_every_order() {
     let lib = TestLibrary::get();

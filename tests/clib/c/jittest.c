@@ -84,6 +84,8 @@ void touch(int value) { touched = value; }
 int touched_value(void) { return touched; }
 
 f80 f80_add(f80 a, f80 b) { return a + b; }
+typedef struct WrappedF80 { f80 value; } WrappedF80;
+WrappedF80 f80_wrap_add(f80 a, f80 b) { WrappedF80 r = { a + b }; return r; }
 
 /* Mixed order: ten integers and ten floats interleaved; both register files overflow. */
 u64 mixed20(i8 a, f32 b, u16 c, f64 d, i32 e, f64 f, u64 g, f32 h, i64 i, f64 j,
@@ -230,3 +232,7 @@ f64 add_f64(f64 a, f64 b) { return a + b; }
 i64 mix6(i64 a, f64 b, i64 c, f64 d, i64 e, f64 f) { return a + (i64)b + c + (i64)d + e + (i64)f; }
 typedef struct Pt { f64 x, y; } Pt;
 f64 pt_norm2(Pt p) { return p.x * p.x + p.y * p.y; }
+
+/* A struct too large for one stack move per slot in a stub (600 slots > 512): libffi. */
+typedef struct Big { i64 v[600]; } Big;
+i64 big_sum(i32 scale, Big b) { i64 s = 0; for (int k = 0; k < 600; k++) s += b.v[k] * (k + 1); return s * scale; }
