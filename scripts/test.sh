@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed and runs every test: lints, the Rust tests (unit, golden IR,
 # the C test library, 10,000 random signatures against gcc), then the Python package
-# built and installed with pip and its pytest suite.
+# built and installed with pip and its pytest suite, on the JIT path and on libffi.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -22,3 +22,5 @@ fi
 echo "== Python package and tests"
 .venv/bin/python -m pip install --quiet .
 .venv/bin/python -m pytest -q
+echo "== Python tests again with the JIT switched off (every call through libffi)"
+JITCTYPES_JIT=0 .venv/bin/python -m pytest -q

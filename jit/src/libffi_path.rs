@@ -46,6 +46,12 @@ impl LibffiCall {
         Ok(LibffiCall { cif })
     }
 
+    /// The prepared `ffi_cif`, for building libffi closures (callbacks) of this signature.
+    /// It lives as long as this `LibffiCall`.
+    pub fn raw_cif(&self) -> *mut raw::ffi_cif {
+        self.cif.as_raw_ptr()
+    }
+
     /// Calls `target` with the stub entry contract.
     ///
     /// # Safety

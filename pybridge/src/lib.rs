@@ -1,7 +1,24 @@
 //! `jitctypes._rawffi`: the extension module, the only crate that touches the Python C API.
 //!
-//! So far it exposes the state of the stub cache; the `_rawffi` interface proper (libraries,
-//! memory, layout, calls, callbacks) is issue 3.
+//! The `_rawffi` interface (as PyPy named it) on which `jitctypes._ctypes` is built:
+//! - `CType` (ctype.rs): a C type — scalar by ctypes type code, array, aggregate, void;
+//! - `layout()` (layout.rs): structure/union layout, bit-fields, `_pack_`, byte order;
+//! - `Memory`, `read`, `write`, `memmove`, `memset`, `string_at`, `wstring_at` (memory.rs);
+//! - `Library`, `dlopen`, `dlsym`, `dlclose` (library.rs);
+//! - `FuncPtr` (function.rs): calls through a compiled stub or libffi;
+//! - `Callback` (callback.rs): C function pointers that call Python;
+//! - `get_errno`, `set_errno`: ctypes' private errno; `stub_cache_stats()`.
+//!
+//! Value conversions (convert.rs) follow stock ctypes' per-type-code rules and messages.
+
+mod callback;
+mod convert;
+mod ctype;
+mod errors;
+mod function;
+mod layout;
+mod library;
+mod memory;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -19,9 +36,50 @@ fn stub_cache_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(dict)
 }
 
+/// ctypes' `get_errno()`: the calling thread's private errno.
+#[pyfunction]
+fn get_errno() -> i32 {
+    rawffi::call::private_errno()
+}
+
+/// ctypes' `set_errno(value)`: sets the private errno, returns the previous value.
+#[pyfunction]
+fn set_errno(value: i32) -> i32 {
+    rawffi::call::set_private_errno(value)
+}
+
+/// True unless `JITCTYPES_JIT=0` switched compiled stubs off for this process.
+#[pyfunction]
+fn jit_enabled() -> bool {
+    function::jit_enabled()
+}
+
 #[pymodule]
 fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add("RTLD_LOCAL", rawffi::library::RTLD_LOCAL)?;
+    module.add("RTLD_GLOBAL", rawffi::library::RTLD_GLOBAL)?;
+    module.add("RTLD_NOW", rawffi::library::RTLD_NOW)?;
+    module.add("RTLD_LAZY", rawffi::library::RTLD_LAZY)?;
+    module.add_class::<ctype::CType>()?;
+    module.add_class::<layout::PyLayout>()?;
+    module.add_class::<memory::Memory>()?;
+    module.add_class::<library::Library>()?;
+    module.add_class::<function::FuncPtr>()?;
+    module.add_class::<callback::Callback>()?;
+    module.add_function(wrap_pyfunction!(layout::layout, module)?)?;
+    module.add_function(wrap_pyfunction!(memory::read, module)?)?;
+    module.add_function(wrap_pyfunction!(memory::write, module)?)?;
+    module.add_function(wrap_pyfunction!(memory::memmove, module)?)?;
+    module.add_function(wrap_pyfunction!(memory::memset, module)?)?;
+    module.add_function(wrap_pyfunction!(memory::string_at, module)?)?;
+    module.add_function(wrap_pyfunction!(memory::wstring_at, module)?)?;
+    module.add_function(wrap_pyfunction!(library::dlopen, module)?)?;
+    module.add_function(wrap_pyfunction!(library::dlsym, module)?)?;
+    module.add_function(wrap_pyfunction!(library::dlclose, module)?)?;
+    module.add_function(wrap_pyfunction!(get_errno, module)?)?;
+    module.add_function(wrap_pyfunction!(set_errno, module)?)?;
+    module.add_function(wrap_pyfunction!(jit_enabled, module)?)?;
     module.add_function(wrap_pyfunction!(stub_cache_stats, module)?)?;
     Ok(())
 }

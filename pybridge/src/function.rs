@@ -1,0 +1,193 @@
+//! `FuncPtr`: a foreign function for Python — an address, argument and result `CType`s,
+//! and the `rawffi` call path (compiled stub or libffi) they select.
+//!
+//! This is the general path: each call converts arguments into fresh storage. The compiled
+//! Python-aware fast path (issue 5) will sit in front of it.
+
+use std::ffi::c_void;
+use std::sync::OnceLock;
+
+use jit::{CallPath, Signature, Type};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use rawffi::call::{CallOptions, ForeignFunction};
+
+use crate::convert::{load, store, KeepAlive};
+use crate::ctype::{CType, Shape};
+use crate::errors::{call_error, signature_error};
+
+/// 16-byte-aligned argument storage, enough for any scalar and `long double`.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct Slot([u8; 16]);
+
+/// True unless `JITCTYPES_JIT=0` switched the JIT off for the process (read once).
+pub fn jit_enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("JITCTYPES_JIT").map_or(true, |value| value != "0"))
+}
+
+/// The `jit::Type` of an argument or result.
+pub fn signature_type(ctype: &CType, is_result: bool) -> PyResult<Type> {
+    match ctype.shape {
+        Shape::Void if is_result => Ok(Type::Void),
+        Shape::Void => Err(PyTypeError::new_err("void is not a valid argument type")),
+        Shape::Array { .. } => {
+            Err(PyTypeError::new_err("arrays cannot be passed or returned by value"))
+        }
+        Shape::Scalar { .. } | Shape::Aggregate => Ok(ctype.jit.clone()),
+    }
+}
+
+/// The signature of `argtypes` → `restype`, variadic after `fixed_args` if given.
+pub fn build_signature(
+    argtypes: &[Bound<'_, CType>],
+    restype: Option<&Bound<'_, CType>>,
+    fixed_args: Option<usize>,
+) -> PyResult<Signature> {
+    let args = argtypes
+        .iter()
+        .map(|ctype| signature_type(ctype.get(), false))
+        .collect::<PyResult<Vec<_>>>()?;
+    let ret = match restype {
+        Some(ctype) => signature_type(ctype.get(), true)?,
+        None => Type::Void,
+    };
+    let signature = match fixed_args {
+        Some(fixed) => Signature::variadic(ret, args, fixed),
+        None => Signature::new(ret, args),
+    };
+    signature.map_err(signature_error)
+}
+
+/// A callable foreign function.
+#[pyclass(frozen, module = "jitctypes._rawffi")]
+pub struct FuncPtr {
+    function: ForeignFunction,
+    argtypes: Vec<Py<CType>>,
+    restype: Option<Py<CType>>,
+    release_gil: bool,
+}
+
+/// What the GIL-free part of a call needs; raw pointers into storage the calling frame
+/// owns, so it is only `Send` for the duration of that call.
+struct CallFrame<'a> {
+    function: &'a ForeignFunction,
+    args: *const *mut c_void,
+    ret: *mut c_void,
+}
+
+// SAFETY: the frame is used by the thread that built it, while that thread waits inside
+// `allow_threads`; the storage it points at outlives the call.
+unsafe impl Send for CallFrame<'_> {}
+
+impl CallFrame<'_> {
+    /// # Safety
+    /// As `ForeignFunction::call`.
+    unsafe fn run(self) {
+        // SAFETY: caller's contract.
+        unsafe { self.function.call(self.args, self.ret) }
+    }
+}
+
+#[pymethods]
+impl FuncPtr {
+    /// A function at `address` taking `argtypes` and returning `restype` (None: void).
+    /// `fixed_args` makes it one call shape of a variadic function; `release_gil=False`
+    /// keeps the GIL during the call (ctypes' `PyDLL`); `use_errno` swaps ctypes' private
+    /// errno around the call; `use_jit=False` (or `JITCTYPES_JIT=0`) forces libffi.
+    #[new]
+    #[pyo3(signature = (address, argtypes, restype = None, *, fixed_args = None,
+                        release_gil = true, use_errno = false, use_jit = true))]
+    fn new(
+        address: usize,
+        argtypes: Vec<Bound<'_, CType>>,
+        restype: Option<Bound<'_, CType>>,
+        fixed_args: Option<usize>,
+        release_gil: bool,
+        use_errno: bool,
+        use_jit: bool,
+    ) -> PyResult<FuncPtr> {
+        let signature = build_signature(&argtypes, restype.as_ref(), fixed_args)?;
+        let options = CallOptions { use_errno, libffi_only: !use_jit || !jit_enabled() };
+        let function = ForeignFunction::new(address as *const c_void, signature, options)
+            .map_err(call_error)?;
+        Ok(FuncPtr {
+            function,
+            argtypes: argtypes.into_iter().map(Bound::unbind).collect(),
+            restype: restype.map(Bound::unbind),
+            release_gil,
+        })
+    }
+
+    #[getter]
+    fn address(&self) -> usize {
+        self.function.address() as usize
+    }
+
+    /// `"jit"`, or `"libffi: <why>"`.
+    #[getter]
+    fn path(&self) -> String {
+        match self.function.caller().path() {
+            CallPath::Jit => "jit".into(),
+            CallPath::Libffi(reason) => format!("libffi: {reason}"),
+        }
+    }
+
+    #[getter]
+    fn signature(&self) -> String {
+        self.function.caller().signature().to_string()
+    }
+
+    #[pyo3(signature = (*args))]
+    fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<PyObject> {
+        let expected = self.argtypes.len();
+        if args.len() != expected {
+            let plural = if expected == 1 { "" } else { "s" };
+            return Err(PyTypeError::new_err(format!(
+                "this function takes {expected} argument{plural} ({} given)",
+                args.len()
+            )));
+        }
+        if self.function.address().is_null() {
+            return Err(PyValueError::new_err("NULL function pointer"));
+        }
+        let mut storage: Vec<Vec<Slot>> = Vec::with_capacity(expected);
+        let mut keep = KeepAlive::new();
+        for (value, ctype) in args.iter().zip(&self.argtypes) {
+            let ctype = ctype.get();
+            let mut slots = vec![Slot::default(); ctype.size.div_ceil(16).max(1)];
+            // SAFETY: `slots` holds at least `ctype.size` bytes.
+            unsafe { store(&value, ctype, slots.as_mut_ptr().cast(), &mut keep)? };
+            storage.push(slots);
+        }
+        let pointers: Vec<*mut c_void> =
+            storage.iter_mut().map(|slots| slots.as_mut_ptr().cast()).collect();
+        let ret_size = self.function.caller().signature().ret_buffer_size();
+        let mut ret = vec![Slot::default(); ret_size.div_ceil(16)];
+        let frame = CallFrame {
+            function: &self.function,
+            args: pointers.as_ptr(),
+            ret: ret.as_mut_ptr().cast(),
+        };
+        // SAFETY: the signature was built from these CTypes; every argument was stored in
+        // storage of its size and `ret` holds `ret_buffer_size` bytes. The address is the
+        // user's promise, as in ctypes.
+        if self.release_gil {
+            py.allow_threads(|| unsafe { frame.run() });
+        } else {
+            unsafe { frame.run() };
+        }
+        drop(keep);
+        match &self.restype {
+            // SAFETY: the return buffer holds a value of the result type.
+            Some(restype) => unsafe { load(py, restype.get(), ret.as_ptr().cast()) },
+            None => Ok(py.None()),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<FuncPtr {} at {:#x}>", self.signature(), self.address())
+    }
+}

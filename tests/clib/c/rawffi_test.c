@@ -1,0 +1,60 @@
+/* C side of the Python tests of jitctypes._rawffi: callbacks called from the calling
+ * thread and from a pthread Python never saw, errno, strings, and a struct callback. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <wchar.h>
+
+typedef int (*int_callback)(int);
+
+int call_int_callback(int_callback callback, int value) { return callback(value); }
+
+struct thread_call { int_callback callback; int value; int result; };
+
+static void *run_thread_call(void *raw) {
+    struct thread_call *call = raw;
+    call->result = call->callback(call->value);
+    return NULL;
+}
+
+/* Calls `callback(value)` `times` times, each from a new pthread, and sums the results. */
+int call_from_new_threads(int_callback callback, int value, int times) {
+    int total = 0;
+    for (int k = 0; k < times; k++) {
+        struct thread_call call = { callback, value + k, 0 };
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, run_thread_call, &call) != 0) return -1;
+        pthread_join(thread, NULL);
+        total += call.result;
+    }
+    return total;
+}
+
+typedef struct Pair { int64_t id; double weight; } Pair;
+typedef Pair (*pair_callback)(Pair, int32_t);
+
+Pair call_pair_callback(pair_callback callback, Pair pair, int32_t factor) {
+    return callback(pair, factor);
+}
+
+typedef double (*mixed_callback)(int8_t, uint16_t, float, double, int64_t, _Bool, const char *);
+
+double call_mixed_callback(mixed_callback callback) {
+    return callback(-3, 65000, 1.5f, -2.25, 1LL << 40, 1, "text");
+}
+
+int fail_with_errno(int value) { errno = value; return -1; }
+int current_errno(void) { return errno; }
+
+const char *greeting(void) { return "hello, world"; }
+size_t byte_length(const char *text) { return text ? strlen(text) : (size_t)-1; }
+size_t wide_length(const wchar_t *text) { return text ? wcslen(text) : (size_t)-1; }
+const wchar_t *wide_greeting(void) { return L"grüß dich ☃"; }
+
+/* Slow enough that threads overlap when the GIL is released around it. */
+int64_t spin_sum(int64_t n) {
+    volatile int64_t total = 0;
+    for (int64_t k = 0; k < n; k++) total += k;
+    return total;
+}

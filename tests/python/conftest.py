@@ -1,0 +1,49 @@
+"""Shared fixtures: the project's C test libraries, compiled once per session with gcc."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from jitctypes import _rawffi
+
+C_SOURCES = Path(__file__).resolve().parents[1] / "clib" / "c"
+
+
+def compile_library(source: Path, output: Path) -> Path:
+    compiler = os.environ.get("CC") or shutil.which("gcc") or "cc"
+    subprocess.run(
+        [compiler, "-O1", "-std=gnu11", "-w", "-shared", "-fPIC", "-pthread", "-o", output, source],
+        check=True,
+    )
+    return output
+
+
+@pytest.fixture(scope="session")
+def c_libraries(tmp_path_factory) -> dict[str, _rawffi.Library]:
+    folder = tmp_path_factory.mktemp("clib")
+    return {
+        name: _rawffi.Library(
+            str(compile_library(C_SOURCES / f"{name}.c", folder / f"lib{name}.so"))
+        )
+        for name in ("jittest", "rawffi_test")
+    }
+
+
+@pytest.fixture(scope="session")
+def jittest(c_libraries) -> _rawffi.Library:
+    """tests/clib/c/jittest.c: every scalar, struct shapes by value, variadic functions."""
+    return c_libraries["jittest"]
+
+
+@pytest.fixture(scope="session")
+def rawffi_test(c_libraries) -> _rawffi.Library:
+    """tests/clib/c/rawffi_test.c: callbacks, threads, errno, strings."""
+    return c_libraries["rawffi_test"]
+
+
+@pytest.fixture(params=[True, False], ids=["jit", "libffi"])
+def use_jit(request) -> bool:
+    """Runs a test on both call paths."""
+    return request.param
