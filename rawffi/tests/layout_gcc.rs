@@ -4,7 +4,8 @@
 //! value it reads back, and echoes the aggregate by value through a `jit` caller built from
 //! `Layout::by_value_type`.
 //!
-//! `LAYOUT_SEED=<n>` and `LAYOUT_RANDOM=<count>` explore other random declarations.
+//! `LAYOUT_SEED=<n>` and `LAYOUT_RANDOM=<count>` explore other random declarations;
+//! `LAYOUT_TRACE=1` prints each declaration before it is checked.
 
 use std::ffi::c_void;
 use std::fmt::Write as _;
@@ -531,7 +532,11 @@ fn random_value(ty: &Type, rng: &mut Rng) -> Vec<u8> {
 fn compare_with_gcc(decls: &Declarations, gcc: &GccLayouts, seed: u64) -> Vec<String> {
     let mut failures = Vec::new();
     let mut rng = Rng(seed ^ 0x5eed);
+    let trace = std::env::var_os("LAYOUT_TRACE").is_some();
     for (index, laid) in decls.laid.iter().enumerate() {
+        if trace {
+            eprintln!("D{index}: {}\n    {}", decls.c_declaration(index).trim(), laid.member_type);
+        }
         let mut fail = |what: String| {
             failures.push(format!("D{index}: {what}\n    {}", decls.c_declaration(index).trim()))
         };
@@ -774,4 +779,19 @@ fn big_endian_bitfields_fill_each_unit_from_the_top() {
     let bytes = store_through_window(4, field, true, 0b10000);
     assert_eq!(bytes, [0b0001_0000, 0, 0, 0]);
     assert_eq!(read_through_window(&bytes, field, true), -16);
+}
+
+#[test]
+fn scratch_debug() {
+    let mut decls = Declarations { laid: Vec::new() };
+    let d179 = decls.add(packed(1, c_struct(vec![bits("unsigned int", 32), bits("char", 8)]))).unwrap();
+    let d = decls.add(c_struct(vec![bits("char", 8), array(scalar("short"), 0), bits("long long", 7), nested(d179), bits("unsigned long", 23), bits("int", 26)])).unwrap();
+    let laid = &decls.laid[d];
+    let request = decls.request(&laid.decl, &laid.members);
+    let ty = laid.layout.by_value_type(&request).unwrap();
+    let caller = Caller::new(Signature::new(Type::Void, vec![ty.clone(), Type::Pointer]).unwrap()).unwrap();
+    eprintln!("{ty}\n{:?}\n{:?}", caller.path(), jit::sysv::plan_call(caller.signature()));
+    let gcc = GccLayouts::compile(&decls, "scratch");
+    let mut rng = Rng(1);
+    eprintln!("{:?}", echo_by_value(&decls, d, &gcc, &mut rng));
 }
