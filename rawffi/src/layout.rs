@@ -30,8 +30,8 @@ use std::ops::Range;
 
 use jit::{Aggregate, AggregateKind, Field, SignatureError, Type};
 
-/// Largest `_pack_` accepted: no x86-64 type is aligned to more, so larger values would
-/// change nothing, and gcc rejects them in `#pragma pack`.
+/// Largest `_pack_` accepted: no x86-64 type is aligned to more, so a larger value would
+/// change nothing, and gcc ignores one in `#pragma pack` with a warning.
 pub const MAX_PACK: usize = 16;
 
 /// Largest window, in bytes: a bit-field is moved through one 64-bit integer.
@@ -100,6 +100,11 @@ pub struct BitField {
     pub signed: bool,
 }
 
+/// Where a member lives. A bit-field lives in a *window*: its type's aligned unit when that
+/// holds the bits and lies inside the layout (always so without a pack); otherwise the
+/// smallest 1-, 2-, 4- or 8-byte window starting at the bits' first byte, moved back to end
+/// at the layout's end if it would stick out; in a layout smaller than that, exactly the bytes
+/// the bits touch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FieldLayout {
     /// Byte offset of the field, or of the bit-field's window.
@@ -115,15 +120,18 @@ impl FieldLayout {
     /// is the first bit of byte `k` (its least significant bit natively, its most
     /// significant when `swapped`). An ordinary field occupies whole bytes.
     pub fn bit_range(&self, swapped: bool) -> Range<usize> {
-        let window_start = self.offset * 8;
+        // Saturating: the fields are public, and nonsense in them must not panic.
+        let window_start = self.offset.saturating_mul(8);
+        let window_bits = self.size.saturating_mul(8);
         match self.bitfield {
-            None => window_start..window_start + self.size * 8,
+            None => window_start..window_start.saturating_add(window_bits),
             Some(bitfield) => {
                 let width = bitfield.width as usize;
                 let shift = bitfield.shift as usize;
                 let within_window =
-                    if swapped { (self.size * 8).saturating_sub(shift + width) } else { shift };
-                window_start + within_window..window_start + within_window + width
+                    if swapped { window_bits.saturating_sub(shift + width) } else { shift };
+                let start = window_start.saturating_add(within_window);
+                start..start.saturating_add(width)
             }
         }
     }
@@ -327,6 +335,7 @@ impl Member {
 }
 
 impl Layout {
+    /// Lays the members out as gcc does (see the module comment), with their windows.
     pub fn compute(request: &LayoutRequest) -> Result<Layout, LayoutError> {
         if let Some(pack) = request.pack {
             if !pack.is_power_of_two() || pack > MAX_PACK {
@@ -384,6 +393,17 @@ impl Layout {
     /// one `u8` per byte the bits touch, so the System V classifier sees INTEGER there, as
     /// gcc classifies bit-fields; ordinary members are themselves.
     ///
+    /// Two exceptions, because gcc's classifier sees an integer there, and an integer that
+    /// ends up misaligned (the aggregate nested at an unsuitable offset in a packed one) sends
+    /// the whole argument to memory:
+    /// - in a struct, a bit-field of 8, 16, 32 or 64 bits starting at a multiple of its width
+    ///   (gcc's `layout_decl` makes it an ordinary member) is that unsigned integer;
+    /// - in a union, a bit-field is the smallest unsigned integer holding its width, as gcc
+    ///   classifies union members by type. Known gap: in a `pack(1)`/`pack(2)` union smaller
+    ///   than that integer (`union { long long x:33; }` packed is 5 bytes) it stays `u8`s, so
+    ///   such a union nested at an offset unsuitable for the integer goes in registers where
+    ///   gcc uses memory.
+    ///
     /// A request with a base needs [`Layout::by_value_type_with_base`]: the classes of the
     /// base's bytes depend on its members, which the request does not carry.
     pub fn by_value_type(&self, request: &LayoutRequest) -> Result<Type, LayoutError> {
@@ -405,8 +425,10 @@ impl Layout {
 
     /// This layout as a member of an enclosing layout. An empty layout, which `jit` has no
     /// aggregate for, is a zero-length array of a scalar with the layout's alignment (the
-    /// 16-byte one is `long double`): it takes no space, keeps the alignment, and has no
-    /// scalar the classifier could see.
+    /// 16-byte one is `long double`): it takes no space and keeps the alignment. gcc's
+    /// classifier ignores an empty member, and `jit`'s ignores zero-length arrays, so the
+    /// two agree (gcc, unlike `jit`, does classify a real zero-length array that does not
+    /// start an eightbyte).
     pub fn member_type(&self, request: &LayoutRequest) -> Result<Type, LayoutError> {
         if request.base.is_some() {
             return Err(LayoutError::BaseTypeMissing);
@@ -472,7 +494,10 @@ impl Layout {
         for (member, field) in request.members.iter().zip(&self.fields) {
             if field.bitfield.is_some() {
                 let bits = field.bit_range(request.swapped);
-                bitfield_bytes.extend(bits.start / 8..bits.end.div_ceil(8));
+                match bitfield_as_integer(request.kind, &bits, self.size) {
+                    Some(integer) => fields.push(integer),
+                    None => bitfield_bytes.extend(bits.start / 8..bits.end.div_ceil(8)),
+                }
             } else {
                 fields.push(Field { offset: field.offset, ty: member.ty.clone() });
             }
@@ -487,11 +512,8 @@ impl Layout {
     }
 }
 
-/// The bytes a bit-field is accessed through. Its type's aligned unit when that holds the
-/// bits and lies inside the layout (always so without a pack); otherwise the smallest
-/// power-of-two window starting at the first byte of the bits, moved back to end at the
-/// layout's end if it would stick out, or, if the layout is smaller than that window, exactly
-/// the bytes the bits touch. `None` when the bits touch more than [`MAX_WINDOW`] bytes.
+/// `(offset, size)` of the window of the bits `start..start + width` (see [`FieldLayout`]);
+/// `None` when they touch more than [`MAX_WINDOW`] bytes.
 fn bitfield_window(
     start: usize,
     width: u32,
@@ -515,6 +537,37 @@ fn bitfield_window(
         Some((layout_size - window, window))
     } else {
         Some((first_byte, touched))
+    }
+}
+
+/// The integer member gcc's System V classifier sees in place of a bit-field, if any;
+/// `None` when it sees the bits as bits (INTEGER wherever they are, never misaligned).
+fn bitfield_as_integer(kind: LayoutKind, bits: &Range<usize>, layout_size: usize) -> Option<Field> {
+    let width = bits.len();
+    match kind {
+        // `layout_decl` turns a bit-field of a whole integer mode, at a position aligned for
+        // that mode, into an ordinary member.
+        LayoutKind::Struct => {
+            let whole_mode = width.is_power_of_two() && (8..=64).contains(&width);
+            (whole_mode && bits.start % width == 0)
+                .then(|| Field { offset: bits.start / 8, ty: unsigned_integer(width / 8) })
+        }
+        // A union member is classified by its type, which the C front end makes, for a
+        // bit-field, the smallest integer mode holding the width. Under `pack(1)` or
+        // `pack(2)` that mode can be larger than the union: no `jit` field can say so.
+        LayoutKind::Union => {
+            let bytes = width.div_ceil(8).next_power_of_two();
+            (bytes <= layout_size).then(|| Field { offset: 0, ty: unsigned_integer(bytes) })
+        }
+    }
+}
+
+fn unsigned_integer(bytes: usize) -> Type {
+    match bytes {
+        1 => Type::U8,
+        2 => Type::U16,
+        4 => Type::U32,
+        _ => Type::U64,
     }
 }
 
