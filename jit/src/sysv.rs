@@ -48,7 +48,18 @@ pub enum AggregateClass {
     X87,
 }
 
-/// Classifies a struct or union passed by value (psABI §3.2.3).
+/// Classifies a struct or union passed by value (psABI §3.2.3), the way gcc's
+/// `classify_argument` does it where the psABI text leaves room:
+/// - classes are merged per eightbyte with the psABI's rules in order, so INTEGER wins over
+///   X87 (rule 4 before rule 5: `union { long double; unsigned long long[2]; }` travels in
+///   two integer registers);
+/// - an array is classified by its first element, whose classes are repeated over the
+///   array's eightbytes, so only the first element's fields are checked for alignment (an
+///   array of packed structs can travel in registers);
+/// - any other misaligned scalar sends the whole aggregate to MEMORY;
+/// - a zero-length array has no class at all (gcc gives one to a zero-length array that
+///   starts inside an eightbyte; rawffi uses zero-length arrays for empty struct members,
+///   which gcc leaves unclassed, so that quirk is deliberately not followed).
 pub fn classify_aggregate(aggregate: &Aggregate) -> AggregateClass {
     // Larger than two eightbytes: MEMORY, whatever the members (there are no vector types
     // to make it SSEUP). Checked first, so that large arrays are never expanded.
@@ -56,31 +67,14 @@ pub fn classify_aggregate(aggregate: &Aggregate) -> AggregateClass {
         return AggregateClass::Memory;
     }
     let ty = Type::Aggregate(aggregate.clone().into());
-    let mut leaves = Vec::new();
-    ty.for_each_scalar(0, &mut |offset, scalar| leaves.push((offset, scalar.clone())));
-    // An aggregate with unaligned fields (a packed struct) is MEMORY, as gcc does it.
-    if leaves.iter().any(|(offset, scalar)| offset % scalar.align() != 0) {
+    let Some(classes) = classify_type(&ty, 0) else {
         return AggregateClass::Memory;
-    }
-    if leaves.iter().any(|(_, scalar)| *scalar == Type::LongDouble) {
-        // X87 merged with anything else is MEMORY; alone it comes back in st(0).
-        let only_x87 =
-            leaves.iter().all(|(offset, scalar)| *offset == 0 && *scalar == Type::LongDouble);
-        let class = if only_x87 && aggregate.size() == 16 {
-            AggregateClass::X87
-        } else {
-            AggregateClass::Memory
-        };
-        return class;
-    }
-    let mut classes: Vec<Option<RegClass>> = vec![None; aggregate.size().div_ceil(8)];
-    for (offset, scalar) in leaves {
-        let class = if scalar.is_float() { RegClass::Sse } else { RegClass::Integer };
-        // An aligned scalar never straddles two eightbytes.
-        let slot = &mut classes[offset / 8];
-        *slot = match (*slot, class) {
-            (Some(RegClass::Integer), _) | (_, RegClass::Integer) => Some(RegClass::Integer),
-            _ => Some(RegClass::Sse),
+    };
+    if classes.contains(&Class::X87) || classes.contains(&Class::X87Up) {
+        // Only a lone `long double` survives the merge as X87: returned in st(0).
+        return match classes.as_slice() {
+            [Class::X87, Class::X87Up] => AggregateClass::X87,
+            _ => AggregateClass::Memory,
         };
     }
     let eightbytes = classes
@@ -89,10 +83,86 @@ pub fn classify_aggregate(aggregate: &Aggregate) -> AggregateClass {
         .map(|(index, class)| Eightbyte {
             offset: index * 8,
             size: (aggregate.size() - index * 8).min(8),
-            class,
+            class: match class {
+                Class::Integer => Some(RegClass::Integer),
+                Class::Sse => Some(RegClass::Sse),
+                _ => None,
+            },
         })
         .collect();
     AggregateClass::Registers(eightbytes)
+}
+
+/// The psABI classes of one eightbyte, before the final register choice (`Unclassed` is
+/// the psABI's NO_CLASS: padding only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Unclassed,
+    Integer,
+    Sse,
+    X87,
+    X87Up,
+}
+
+/// psABI §3.2.3 step 4, rules (a)–(f); `None` is MEMORY.
+fn merge(a: Class, b: Class) -> Option<Class> {
+    use Class::*;
+    Some(match (a, b) {
+        (x, y) if x == y => x,
+        (Unclassed, other) | (other, Unclassed) => other,
+        (Integer, _) | (_, Integer) => Integer,
+        (X87 | X87Up, _) | (_, X87 | X87Up) => return None,
+        _ => Sse,
+    })
+}
+
+/// The classes of the eightbytes `ty` touches when it starts at `offset` (an offset inside
+/// the outermost aggregate, so that alignment is judged as gcc judges it), numbered from
+/// the eightbyte holding its first byte; `None` when it must go to MEMORY.
+fn classify_type(ty: &Type, offset: usize) -> Option<Vec<Class>> {
+    let words = (ty.size() + offset % 8).div_ceil(8);
+    match ty {
+        Type::Aggregate(aggregate) => {
+            let mut classes = vec![Class::Unclassed; words];
+            for field in aggregate.fields() {
+                let field_offset = offset + field.offset;
+                let sub = classify_type(&field.ty, field_offset)?;
+                let first = (offset % 8 + field.offset) / 8;
+                for (index, class) in sub.into_iter().enumerate() {
+                    if let Some(slot) = classes.get_mut(first + index) {
+                        *slot = merge(*slot, class)?;
+                    }
+                }
+            }
+            // Post-merger cleanup (step 5): X87UP must follow X87.
+            for index in 0..classes.len() {
+                if classes[index] == Class::X87Up
+                    && (index == 0 || classes[index - 1] != Class::X87)
+                {
+                    return None;
+                }
+            }
+            Some(classes)
+        }
+        Type::Array { element, len } => {
+            if *len == 0 || words == 0 {
+                return Some(vec![Class::Unclassed; words]);
+            }
+            let sub = classify_type(element, offset)?;
+            Some((0..words).map(|index| sub[index % sub.len()]).collect())
+        }
+        Type::Void => Some(vec![Class::Unclassed; words]),
+        scalar => {
+            if offset % scalar.align() != 0 {
+                return None;
+            }
+            Some(match scalar {
+                Type::LongDouble => vec![Class::X87, Class::X87Up],
+                Type::F32 | Type::F64 => vec![Class::Sse],
+                _ => vec![Class::Integer],
+            })
+        }
+    }
 }
 
 /// How one piece of an argument is read from its storage.
@@ -392,5 +462,36 @@ mod tests {
         assert_eq!(classify_aggregate(&alone), AggregateClass::X87);
         let mixed = Aggregate::c_union(vec![ld, Type::I32]).unwrap();
         assert_eq!(classify_aggregate(&mixed), AggregateClass::Memory);
+    }
+
+    #[test]
+    fn integer_wins_over_x87_when_merging() {
+        // union { long double x; unsigned long long y[2]; }: gcc uses rdi and rsi.
+        let ld = Type::LongDouble;
+        let pair = Type::array(Type::U64, 2).unwrap();
+        let union = Aggregate::c_union(vec![ld.clone(), pair]).unwrap();
+        let AggregateClass::Registers(eightbytes) = classify_aggregate(&union) else {
+            panic!("expected registers");
+        };
+        assert!(eightbytes.iter().all(|e| e.class == Some(RegClass::Integer)));
+        // With a double instead, x87 meets SSE: MEMORY.
+        let doubles = Type::array(Type::F64, 2).unwrap();
+        let union = Aggregate::c_union(vec![ld, doubles]).unwrap();
+        assert_eq!(classify_aggregate(&union), AggregateClass::Memory);
+    }
+
+    #[test]
+    fn only_the_first_array_element_is_checked_for_alignment() {
+        // #pragma pack(1) struct P { short s; char c; }; struct { struct P a[2]; }
+        let packed = Aggregate::packed_struct(vec![Type::I16, Type::I8], Some(1)).unwrap();
+        let pairs = Type::array(Type::aggregate(packed.clone()), 2).unwrap();
+        let outer = Aggregate::c_struct(vec![pairs]).unwrap();
+        let AggregateClass::Registers(eightbytes) = classify_aggregate(&outer) else {
+            panic!("gcc passes it in rdi");
+        };
+        assert_eq!(eightbytes[0].class, Some(RegClass::Integer));
+        // A misaligned first element still means MEMORY.
+        let late = Aggregate::packed_struct(vec![Type::I8, Type::I16], Some(1)).unwrap();
+        assert_eq!(classify_aggregate(&late), AggregateClass::Memory);
     }
 }

@@ -629,10 +629,7 @@ fn compare_with_gcc(decls: &Declarations, gcc: &GccLayouts, seed: u64) -> Compar
             continue;
         }
         let in_registers_if_at_all = layout.size <= 16;
-        if in_registers_if_at_all
-            && (!jit_classifies_like_gcc(&laid.member_type)
-                || has_zero_length_array_inside_an_eightbyte(decls, index))
-        {
+        if in_registers_if_at_all && has_zero_length_array_inside_an_eightbyte(decls, index) {
             comparison.jit_gaps += 1;
             continue;
         }
@@ -647,23 +644,6 @@ fn compare_with_gcc(decls: &Declarations, gcc: &GccLayouts, seed: u64) -> Compar
         }
     }
     comparison
-}
-
-/// False for two shapes (of at most 16 bytes) where `jit`'s System V classifier, not this
-/// layout, disagrees with gcc, so no caller could pass them (see the ignored tests
-/// `jit_passes_*`; the third, zero-length arrays, is `has_zero_length_array_inside_an_eightbyte`):
-/// - a `long double` sharing the aggregate with another scalar (a union): gcc merges x87 and
-///   INTEGER eightbytes into INTEGER (psABI merge rule 4 before rule 5), `jit` into MEMORY;
-/// - a misaligned scalar in an array element after the first (an array of packed structs):
-///   gcc classifies only an array's first element, `jit` every element.
-fn jit_classifies_like_gcc(ty: &Type) -> bool {
-    let mut scalars = Vec::new();
-    ty.for_each_scalar(0, &mut |_, scalar| scalars.push(scalar.clone()));
-    let mixes_long_double = scalars.contains(&Type::LongDouble)
-        && scalars.iter().any(|scalar| *scalar != Type::LongDouble);
-    let misaligned_after_first_element =
-        has_misaligned_scalar(ty, 0, false) && !has_misaligned_scalar(ty, 0, true);
-    !mixes_long_double && !misaligned_after_first_element
 }
 
 /// True when `check(declaration, member, its offset in the outermost aggregate)` holds for a
@@ -717,21 +697,6 @@ fn has_zero_length_array_inside_an_eightbyte(decls: &Declarations, index: usize)
     any_nested_member(decls, index, 0, &mut |_, member, offset| {
         matches!(member.ctype, CType::Array(_, 0)) && offset % 8 != 0
     })
-}
-
-fn has_misaligned_scalar(ty: &Type, offset: usize, first_elements_only: bool) -> bool {
-    match ty {
-        Type::Aggregate(aggregate) => aggregate.fields().iter().any(|field| {
-            has_misaligned_scalar(&field.ty, offset + field.offset, first_elements_only)
-        }),
-        Type::Array { element, len } => {
-            let count = if first_elements_only { (*len).min(1) } else { *len };
-            (0..count).any(|index| {
-                has_misaligned_scalar(element, offset + index * element.size(), first_elements_only)
-            })
-        }
-        scalar => offset % scalar.align() != 0,
-    }
 }
 
 /// A zeroed buffer aligned to 16, as C storage of any aggregate is.
@@ -929,12 +894,11 @@ fn integer_eightbytes(count: usize) -> AggregateClass {
     AggregateClass::Registers(eightbytes.collect())
 }
 
-// The three gaps of `jit`'s classifier that `layouts_match_gcc` steps around; gcc's
+// Three places where gcc's classifier differs from a plain reading of the psABI; gcc's
 // `classify_argument` (gcc/config/i386/i386.cc) explains them, and each expectation below is
 // what gcc 12's assembly for a function taking the aggregate shows.
 
 #[test]
-#[ignore = "jit classifier gap: x87 merged with INTEGER is INTEGER in gcc (rule 4 before 5)"]
 fn jit_passes_a_union_of_long_double_and_integers_in_registers() {
     let mut decls = Declarations { laid: Vec::new() };
     // union { long double x; unsigned long long y[2]; }: gcc uses rdi and rsi
@@ -945,7 +909,6 @@ fn jit_passes_a_union_of_long_double_and_integers_in_registers() {
 }
 
 #[test]
-#[ignore = "jit classifier gap: gcc checks the alignment of an array's first element only"]
 fn jit_passes_an_array_of_packed_structs_in_registers() {
     let mut decls = Declarations { laid: Vec::new() };
     // #pragma pack(1) struct P { short s; char c; };  struct { struct P a[2]; }: gcc uses rdi
@@ -958,7 +921,8 @@ fn jit_passes_an_array_of_packed_structs_in_registers() {
 }
 
 #[test]
-#[ignore = "jit classifier gap: gcc classifies a zero-length array inside an eightbyte"]
+#[ignore = "deliberate divergence from gcc: rawffi encodes empty struct members as \
+            zero-length arrays, which gcc leaves unclassed (see jit::sysv::classify_aggregate)"]
 fn jit_classifies_a_zero_length_array_inside_an_eightbyte() {
     let mut decls = Declarations { laid: Vec::new() };
     // struct { float x; int z[0]; }: gcc passes it in edi, not xmm0
