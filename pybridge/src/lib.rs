@@ -7,11 +7,14 @@
 //! - `Library`, `dlopen`, `dlsym`, `dlclose` (library.rs);
 //! - `FuncPtr` (function.rs): calls through a compiled stub or libffi;
 //! - `Callback` (callback.rs): C function pointers that call Python;
-//! - `get_errno`, `set_errno`: ctypes' private errno; `stub_cache_stats()`.
+//! - `get_errno`, `set_errno`: ctypes' private errno; `stub_cache_stats()`;
+//! - `CData`, `SimpleCData`, `CArgObject`, `addressof`, `sizeof`, `alignment`, `byref`,
+//!   `at_address` (cdata.rs): the instance side of `_ctypes` (issue 4, in progress).
 //!
 //! Value conversions (convert.rs) follow stock ctypes' per-type-code rules and messages.
 
 mod callback;
+mod cdata;
 mod convert;
 mod ctype;
 mod errors;
@@ -67,6 +70,15 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<library::Library>()?;
     module.add_class::<function::FuncPtr>()?;
     module.add_class::<callback::Callback>()?;
+    module.add_class::<cdata::CData>()?;
+    module.add_class::<cdata::SimpleCData>()?;
+    module.add_class::<cdata::CArgObject>()?;
+    module.add_function(wrap_pyfunction!(cdata::at_address, module)?)?;
+    module.add_function(wrap_pyfunction!(cdata::addressof, module)?)?;
+    module.add_function(wrap_pyfunction!(cdata::byref, module)?)?;
+    module.add_function(wrap_pyfunction!(cdata::sizeof, module)?)?;
+    module.add_function(wrap_pyfunction!(cdata::alignment, module)?)?;
+    module.add_function(wrap_pyfunction!(cdata::is_simple_type_code, module)?)?;
     module.add_function(wrap_pyfunction!(layout::layout, module)?)?;
     module.add_function(wrap_pyfunction!(memory::read, module)?)?;
     module.add_function(wrap_pyfunction!(memory::write, module)?)?;

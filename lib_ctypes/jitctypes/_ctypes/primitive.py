@@ -1,0 +1,67 @@
+"""Simple types: the metaclass ``PyCSimpleType`` (runs once per class definition) over the
+Rust ``_SimpleCData`` (which does the per-value work: ``.value``, ``bool``, ``repr``)."""
+
+from jitctypes import _rawffi
+
+# The type codes stock ctypes lists in its error message ('X' and 'v' are Windows-only
+# types that stock accepts on every platform; jitctypes refuses them on Linux).
+_STOCK_TYPE_CODES = "cbBhHiIlLdfuzZqQPXOv?g"
+# Codes with a byte-swapped variant (``__ctype_be__`` on little-endian hosts).
+_SWAPPABLE_CODES = "hHiIlLqQfd"
+_SINGLE_BYTE_CODES = "bBc"
+
+
+def _type_code(cls: type) -> str:
+    try:
+        code = cls._type_
+    except AttributeError:
+        raise AttributeError("class must define a '_type_' attribute") from None
+    if not isinstance(code, str):
+        raise TypeError("class must define a '_type_' string attribute")
+    if len(code) != 1:
+        raise ValueError(
+            "class must define a '_type_' attribute which must be a string of length 1"
+        )
+    if code not in _STOCK_TYPE_CODES or not _rawffi.is_simple_type_code(code):
+        raise AttributeError(
+            "class must define a '_type_' attribute which must be\n"
+            f"a single character string containing one of '{_STOCK_TYPE_CODES}'."
+        )
+    return code
+
+
+class PyCSimpleType(type):
+    """Metaclass of ``c_int`` and the other simple types."""
+
+    def __new__(mcls, name, bases, namespace, **kwargs):
+        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        if not any(isinstance(base, PyCSimpleType) for base in bases):
+            return cls  # the abstract root, _SimpleCData itself
+        code = _type_code(cls)
+        # `c_int(5)` reprs as `c_int(5)` and a function returning `c_int` gives an int; a
+        # user subclass of `c_int` keeps its instances in both places.
+        cls._jitctypes_basic_ = "_jitctypes_basic_" not in namespace and bases[0] is _SimpleCData
+        if "__ctype__" not in namespace:
+            cls.__ctype__ = _rawffi.CType.scalar(code)
+        if "_type_" in namespace and mcls is PyCSimpleType:
+            if code in _SWAPPABLE_CODES:
+                swapped_namespace = {
+                    "_type_": code,
+                    "__ctype__": _rawffi.CType.scalar(code, True),
+                    "_jitctypes_basic_": True,
+                }
+                swapped = super().__new__(mcls, name, bases, swapped_namespace)
+                swapped.__ctype_le__ = cls
+                swapped.__ctype_be__ = swapped
+                cls.__ctype_le__ = cls
+                cls.__ctype_be__ = swapped
+            elif code in _SINGLE_BYTE_CODES:
+                cls.__ctype_le__ = cls.__ctype_be__ = cls
+        return cls
+
+    def from_address(cls, address):
+        return _rawffi.at_address(cls, address)
+
+
+class _SimpleCData(_rawffi._SimpleCData, metaclass=PyCSimpleType):
+    """Base of the simple types; abstract (has no ``_type_``)."""

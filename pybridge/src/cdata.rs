@@ -1,0 +1,290 @@
+//! The instance side of `_ctypes` in Rust: `_CData` (a block of C memory, owned or
+//! borrowed from another object, and the objects it keeps alive), `_SimpleCData` (its
+//! `.value`), and the functions every ctypes program calls per object (`addressof`,
+//! `sizeof`, `alignment`, `byref`).
+//!
+//! Work in progress for issue 4: the metaclasses live in Python (`jitctypes._ctypes`); each
+//! ctypes class carries its `CType` as the class attribute `__ctype__`, which is all the
+//! Rust side needs to know about it. Structures, arrays, pointers and function pointers
+//! will be further subclasses of `_CData` here.
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::{intern, PyClassInitializer};
+use rawffi::memory::RawBuffer;
+
+use crate::convert::{load, store, KeepAlive};
+use crate::ctype::{CType, Code};
+
+/// Keyword that `at_address` passes to `_CData.__new__` to make a view instead of an owner.
+const VIEW_KEYWORD: &str = "_jitctypes_view_";
+
+/// The `CType` of a ctypes class, or `TypeError("abstract class")` as stock ctypes says
+/// for `Structure()` and friends.
+pub fn class_ctype<'py>(cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, CType>> {
+    match cls.getattr(intern!(cls.py(), "__ctype__")) {
+        Ok(ctype) => Ok(ctype.downcast_into::<CType>()?),
+        Err(_) => Err(PyTypeError::new_err("abstract class")),
+    }
+}
+
+/// C memory seen from Python: `address` and `size`, owned (`_b_needsfree_`) or borrowed
+/// from `_b_base_`, which is then kept alive.
+#[pyclass(subclass, module = "_ctypes", name = "_CData")]
+pub struct CData {
+    address: usize,
+    size: usize,
+    storage: Option<RawBuffer>,
+    base: Option<PyObject>,
+    objects: Option<PyObject>,
+}
+
+impl CData {
+    fn owning(size: usize, align: usize) -> PyResult<CData> {
+        let storage =
+            RawBuffer::new(size, align).map_err(pyo3::exceptions::PyMemoryError::new_err)?;
+        Ok(CData {
+            address: storage.as_ptr() as usize,
+            size,
+            storage: Some(storage),
+            base: None,
+            objects: None,
+        })
+    }
+
+    fn view(address: usize, size: usize, base: Option<PyObject>) -> CData {
+        CData { address, size, storage: None, base, objects: None }
+    }
+
+    /// The initializer `__new__` returns for `cls`: owned zeroed memory of the class's size,
+    /// or a view when called through `at_address`.
+    fn for_class(cls: &Bound<'_, PyType>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<CData> {
+        let ctype = class_ctype(cls)?;
+        let ctype = ctype.get();
+        if let Some(view) = kwargs.map(|kw| kw.get_item(VIEW_KEYWORD)).transpose()?.flatten() {
+            let (address, base): (usize, Option<PyObject>) = view.extract()?;
+            return Ok(CData::view(address, ctype.size, base));
+        }
+        CData::owning(ctype.size, ctype.align)
+    }
+
+    pub fn address(&self) -> usize {
+        self.address
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Remembers what must stay alive as long as this memory (ctypes' `_objects`).
+    pub fn keep(&mut self, py: Python<'_>, mut keep: KeepAlive) {
+        self.objects = match keep.len() {
+            0 => return,
+            1 => keep.pop(),
+            _ => PyTuple::new(py, keep).ok().map(|tuple| tuple.into_any().unbind()),
+        };
+    }
+}
+
+#[pymethods]
+impl CData {
+    #[new]
+    #[classmethod]
+    #[pyo3(signature = (*_args, **kwargs))]
+    fn new(
+        cls: &Bound<'_, PyType>,
+        _args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<CData> {
+        CData::for_class(cls, kwargs)
+    }
+
+    #[getter(_b_base_)]
+    fn b_base(&self, py: Python<'_>) -> PyObject {
+        self.base.as_ref().map_or_else(|| py.None(), |base| base.clone_ref(py))
+    }
+
+    #[getter(_b_needsfree_)]
+    fn b_needsfree(&self) -> bool {
+        self.storage.is_some()
+    }
+
+    #[getter(_objects)]
+    fn objects(&self, py: Python<'_>) -> PyObject {
+        self.objects.as_ref().map_or_else(|| py.None(), |objects| objects.clone_ref(py))
+    }
+}
+
+/// An instance of `cls` viewing `address` (ctypes' `from_address`, fields of aggregate
+/// type): no memory is allocated; `base` is kept alive by it.
+#[pyfunction]
+#[pyo3(signature = (cls, address, base = None))]
+pub fn at_address<'py>(
+    cls: &Bound<'py, PyType>,
+    address: usize,
+    base: Option<PyObject>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = cls.py();
+    let kwargs = PyDict::new(py);
+    kwargs.set_item(VIEW_KEYWORD, (address, base))?;
+    // `cls.__new__` resolves to the `__new__` of the Rust class `cls` derives from (calling
+    // `_CData.__new__` on a `_SimpleCData` subclass is refused by CPython as unsafe).
+    let new = cls.getattr(intern!(py, "__new__"))?;
+    new.call((cls,), Some(&kwargs))
+}
+
+/// `_SimpleCData`: one scalar; `.value` converts with the rules of its type code.
+#[pyclass(extends = CData, subclass, module = "_ctypes", name = "_SimpleCData")]
+pub struct SimpleCData;
+
+impl SimpleCData {
+    fn scalar_ctype<'py>(slf: &Bound<'py, SimpleCData>) -> PyResult<Bound<'py, CType>> {
+        class_ctype(&slf.get_type())
+    }
+}
+
+#[pymethods]
+impl SimpleCData {
+    #[new]
+    #[classmethod]
+    #[pyo3(signature = (*_args, **kwargs))]
+    fn new(
+        cls: &Bound<'_, PyType>,
+        _args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyClassInitializer<SimpleCData>> {
+        Ok(PyClassInitializer::from(CData::for_class(cls, kwargs)?).add_subclass(SimpleCData))
+    }
+
+    /// `c_int()` keeps the zeroed value; `c_int(None)` sets None (and so fails, as stock).
+    #[pyo3(signature = (*args, **_kwargs))]
+    fn __init__(
+        slf: &Bound<'_, SimpleCData>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        match args.len() {
+            0 => Ok(()),
+            1 => SimpleCData::set_value(slf, &args.get_item(0)?),
+            n => {
+                Err(PyTypeError::new_err(format!("__init__ expected at most 1 argument, got {n}")))
+            }
+        }
+    }
+
+    #[getter]
+    fn value(slf: &Bound<'_, SimpleCData>) -> PyResult<PyObject> {
+        let ctype = SimpleCData::scalar_ctype(slf)?;
+        let address = slf.as_super().borrow().address;
+        // SAFETY: the object's memory holds a value of its class's type.
+        unsafe { load(slf.py(), ctype.get(), address as *const u8) }
+    }
+
+    #[setter]
+    fn set_value(slf: &Bound<'_, SimpleCData>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let ctype = SimpleCData::scalar_ctype(slf)?;
+        let mut base = slf.as_super().borrow_mut();
+        let mut keep = KeepAlive::new();
+        // SAFETY: as for `value`.
+        unsafe { store(value, ctype.get(), base.address as *mut u8, &mut keep)? };
+        base.keep(slf.py(), keep);
+        Ok(())
+    }
+
+    fn __bool__(slf: &Bound<'_, SimpleCData>) -> bool {
+        let base = slf.as_super().borrow();
+        // SAFETY: the object's memory holds `size` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(base.address as *const u8, base.size) };
+        bytes.iter().any(|&byte| byte != 0)
+    }
+
+    fn __repr__(slf: &Bound<'_, SimpleCData>) -> PyResult<String> {
+        let cls = slf.get_type();
+        let name = cls.name()?;
+        if is_direct_simple_type(&cls)? {
+            let value = SimpleCData::value(slf)?;
+            Ok(format!("{name}({})", value.bind(slf.py()).repr()?))
+        } else {
+            Ok(format!("<{name} object at {:#x}>", slf.as_ptr() as usize))
+        }
+    }
+
+    /// What a function returning this type gives Python: the plain value for the basic
+    /// types (`c_int` → int), the instance itself for user subclasses.
+    fn __ctypes_from_outparam__(slf: &Bound<'_, SimpleCData>) -> PyResult<PyObject> {
+        if is_direct_simple_type(&slf.get_type())? {
+            SimpleCData::value(slf)
+        } else {
+            Ok(slf.clone().into_any().unbind())
+        }
+    }
+}
+
+/// True for the basic simple types (`c_int`, ...), whose direct base is `_SimpleCData`;
+/// the metaclass records it as `_jitctypes_basic_`.
+fn is_direct_simple_type(cls: &Bound<'_, PyType>) -> PyResult<bool> {
+    cls.getattr(intern!(cls.py(), "_jitctypes_basic_"))?.is_truthy()
+}
+
+/// What `byref(obj, offset)` returns: a pointer to `obj`'s memory that keeps `obj` alive.
+#[pyclass(frozen, module = "_ctypes", name = "CArgObject")]
+pub struct CArgObject {
+    #[pyo3(get, name = "_obj")]
+    obj: PyObject,
+    pub address: usize,
+}
+
+#[pymethods]
+impl CArgObject {
+    fn __repr__(&self) -> String {
+        format!("<cparam 'P' ({:#x})>", self.address)
+    }
+}
+
+/// `addressof(obj)`: the address of an instance's memory.
+#[pyfunction]
+pub fn addressof(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let cdata = obj.downcast::<CData>().map_err(|_| PyTypeError::new_err("invalid type"))?;
+    Ok(cdata.borrow().address)
+}
+
+/// `byref(obj, offset=0)`.
+#[pyfunction]
+#[pyo3(signature = (obj, offset = 0))]
+pub fn byref(obj: &Bound<'_, PyAny>, offset: isize) -> PyResult<CArgObject> {
+    let cdata = obj.downcast::<CData>().map_err(|_| {
+        let name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        PyTypeError::new_err(format!("byref() argument must be a ctypes instance, not '{name}'"))
+    })?;
+    let address = cdata.borrow().address.wrapping_add_signed(offset);
+    Ok(CArgObject { obj: obj.clone().unbind(), address })
+}
+
+/// `sizeof(type_or_instance)`.
+#[pyfunction]
+pub fn sizeof(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    if let Ok(cdata) = obj.downcast::<CData>() {
+        return Ok(cdata.borrow().size);
+    }
+    type_ctype(obj).map(|ctype| ctype.get().size)
+}
+
+/// `alignment(type_or_instance)`.
+#[pyfunction]
+pub fn alignment(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let cls = if obj.is_instance_of::<CData>() { obj.get_type().into_any() } else { obj.clone() };
+    type_ctype(&cls).map(|ctype| ctype.get().align)
+}
+
+fn type_ctype<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, CType>> {
+    let no_size = || PyTypeError::new_err("this type has no size");
+    let cls = obj.downcast::<PyType>().map_err(|_| no_size())?;
+    class_ctype(cls).map_err(|_| no_size())
+}
+
+/// Checks that `code` names a simple type (the metaclass's `_type_` validation).
+#[pyfunction]
+pub fn is_simple_type_code(code: &str) -> bool {
+    Code::from_letter(code).is_some()
+}
