@@ -15,7 +15,7 @@ use pyo3::{intern, PyClassInitializer};
 use rawffi::memory::RawBuffer;
 
 use crate::convert::{load, store, KeepAlive};
-use crate::ctype::{CType, Code};
+use crate::ctype::{CType, Code, Shape};
 
 /// Keyword that `at_address` passes to `_CData.__new__` to make a view instead of an owner.
 const VIEW_KEYWORD: &str = "_jitctypes_view_";
@@ -37,24 +37,23 @@ pub struct CData {
     size: usize,
     storage: Option<RawBuffer>,
     base: Option<PyObject>,
+    /// Position in `base` (ctypes' `_b_index`): keys of kept objects are paths of these.
+    index: usize,
     objects: Option<PyObject>,
+    /// Aggregates and arrays keep objects in a dict keyed by field path; scalars keep one.
+    keeps_many: bool,
 }
 
 impl CData {
     fn owning(size: usize, align: usize) -> PyResult<CData> {
         let storage =
             RawBuffer::new(size, align).map_err(pyo3::exceptions::PyMemoryError::new_err)?;
-        Ok(CData {
-            address: storage.as_ptr() as usize,
-            size,
-            storage: Some(storage),
-            base: None,
-            objects: None,
-        })
+        let address = storage.as_ptr() as usize;
+        Ok(CData { address, size, storage: Some(storage), ..CData::view(0, 0, None, 0) })
     }
 
-    fn view(address: usize, size: usize, base: Option<PyObject>) -> CData {
-        CData { address, size, storage: None, base, objects: None }
+    fn view(address: usize, size: usize, base: Option<PyObject>, index: usize) -> CData {
+        CData { address, size, storage: None, base, index, objects: None, keeps_many: false }
     }
 
     /// The initializer `__new__` returns for `cls`: owned zeroed memory of the class's size,
@@ -62,11 +61,12 @@ impl CData {
     fn for_class(cls: &Bound<'_, PyType>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<CData> {
         let ctype = class_ctype(cls)?;
         let ctype = ctype.get();
+        let keeps_many = matches!(ctype.shape, Shape::Aggregate | Shape::Array { .. });
         if let Some(view) = kwargs.map(|kw| kw.get_item(VIEW_KEYWORD)).transpose()?.flatten() {
-            let (address, base): (usize, Option<PyObject>) = view.extract()?;
-            return Ok(CData::view(address, ctype.size, base));
+            let (address, base, index): (usize, Option<PyObject>, usize) = view.extract()?;
+            return Ok(CData { keeps_many, ..CData::view(address, ctype.size, base, index) });
         }
-        CData::owning(ctype.size, ctype.align)
+        Ok(CData { keeps_many, ..CData::owning(ctype.size, ctype.align)? })
     }
 
     pub fn address(&self) -> usize {
@@ -76,15 +76,53 @@ impl CData {
     pub fn size(&self) -> usize {
         self.size
     }
+}
 
-    /// Remembers what must stay alive as long as this memory (ctypes' `_objects`).
-    pub fn keep(&mut self, py: Python<'_>, mut keep: KeepAlive) {
-        self.objects = match keep.len() {
-            0 => return,
-            1 => keep.pop(),
-            _ => PyTuple::new(py, keep).ok().map(|tuple| tuple.into_any().unbind()),
+/// One Python object for what a store asked to keep alive, or None if nothing.
+fn kept_object(py: Python<'_>, mut keep: KeepAlive) -> PyResult<Option<PyObject>> {
+    Ok(match keep.len() {
+        0 => None,
+        1 => keep.pop(),
+        _ => Some(PyTuple::new(py, keep)?.into_any().unbind()),
+    })
+}
+
+/// Keeps `kept` alive as long as the memory of `target` (ctypes' `KeepRef`): in the root
+/// object of `target`'s base chain, under the key of `index`'s path (hex indices joined by
+/// `:`, innermost first, as stock ctypes names them), or as the root's only kept object
+/// when the root is a scalar.
+pub fn keep_ref(target: &Bound<'_, CData>, index: usize, kept: KeepAlive) -> PyResult<()> {
+    let py = target.py();
+    let Some(kept) = kept_object(py, kept)? else { return Ok(()) };
+    let mut key = format!("{index:x}");
+    let mut root = target.clone();
+    loop {
+        let base = {
+            let data = root.borrow();
+            match &data.base {
+                Some(base) => {
+                    key.push_str(&format!(":{:x}", data.index));
+                    base.bind(py).clone()
+                }
+                None => break,
+            }
         };
+        root = base.downcast_into::<CData>()?;
     }
+    let mut data = root.borrow_mut();
+    if !data.keeps_many {
+        data.objects = Some(kept);
+        return Ok(());
+    }
+    let dict = match &data.objects {
+        Some(objects) if objects.bind(py).is_instance_of::<PyDict>() => objects.clone_ref(py),
+        _ => {
+            let dict = PyDict::new(py).into_any().unbind();
+            data.objects = Some(dict.clone_ref(py));
+            dict
+        }
+    };
+    dict.bind(py).set_item(key, kept)
 }
 
 #[pymethods]
@@ -117,17 +155,19 @@ impl CData {
 }
 
 /// An instance of `cls` viewing `address` (ctypes' `from_address`, fields of aggregate
-/// type): no memory is allocated; `base` is kept alive by it.
+/// type): no memory is allocated; `base` is kept alive by it; `index` is the position in
+/// `base` (a field's or element's number).
 #[pyfunction]
-#[pyo3(signature = (cls, address, base = None))]
+#[pyo3(signature = (cls, address, base = None, index = 0))]
 pub fn at_address<'py>(
     cls: &Bound<'py, PyType>,
     address: usize,
     base: Option<PyObject>,
+    index: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = cls.py();
     let kwargs = PyDict::new(py);
-    kwargs.set_item(VIEW_KEYWORD, (address, base))?;
+    kwargs.set_item(VIEW_KEYWORD, (address, base, index))?;
     // `cls.__new__` resolves to the `__new__` of the Rust class `cls` derives from (calling
     // `_CData.__new__` on a `_SimpleCData` subclass is refused by CPython as unsafe).
     let new = cls.getattr(intern!(py, "__new__"))?;
@@ -184,12 +224,11 @@ impl SimpleCData {
     #[setter]
     fn set_value(slf: &Bound<'_, SimpleCData>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let ctype = SimpleCData::scalar_ctype(slf)?;
-        let mut base = slf.as_super().borrow_mut();
+        let address = slf.as_super().borrow().address;
         let mut keep = KeepAlive::new();
         // SAFETY: as for `value`.
-        unsafe { store(value, ctype.get(), base.address as *mut u8, &mut keep)? };
-        base.keep(slf.py(), keep);
-        Ok(())
+        unsafe { store(value, ctype.get(), address as *mut u8, &mut keep)? };
+        keep_ref(slf.as_super(), 0, keep)
     }
 
     fn __bool__(slf: &Bound<'_, SimpleCData>) -> bool {

@@ -18,6 +18,7 @@ mod cdata;
 mod convert;
 mod ctype;
 mod errors;
+mod field;
 mod function;
 mod layout;
 mod library;
@@ -73,6 +74,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<cdata::CData>()?;
     module.add_class::<cdata::SimpleCData>()?;
     module.add_class::<cdata::CArgObject>()?;
+    module.add_class::<field::CField>()?;
     module.add_function(wrap_pyfunction!(cdata::at_address, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::addressof, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::byref, module)?)?;

@@ -2,15 +2,18 @@
 
 WORK IN PROGRESS (issue 4). Built so far: ``_CData`` and ``_SimpleCData`` (instances in Rust,
 ``jitctypes._rawffi``), the simple-type metaclass, ``sizeof``, ``alignment``,
-``addressof`` and ``byref``. Not yet: structures, unions, arrays, pointers, function
+``addressof`` and ``byref``, structures and unions (fields, bit-fields, ``_pack_``,
+``_anonymous_``, byte order, keep-alive in ``_objects``). Not yet: arrays, pointers, function
 pointers, the remaining module functions — so the stdlib ``ctypes`` package cannot run on
 this module yet (``from _ctypes import Union, ...`` fails), and the loader does not exist.
 
 Layout (one file per ctypes concept, as PyPy's ``lib_pypy/_ctypes``):
-``primitive.py`` — ``PyCSimpleType`` and ``_SimpleCData``.
+``primitive.py`` — ``PyCSimpleType`` and ``_SimpleCData``;
+``structure.py`` — ``PyCStructType``, ``UnionType``, ``Structure``, ``Union``.
 """
 
 from jitctypes._ctypes.primitive import PyCSimpleType, _SimpleCData
+from jitctypes._ctypes.structure import PyCStructType, Structure, Union, UnionType
 from jitctypes._rawffi import (
     RTLD_GLOBAL,
     RTLD_LOCAL,
@@ -31,6 +34,10 @@ __all__ = [
     "RTLD_LOCAL",
     "CArgObject",
     "PyCSimpleType",
+    "PyCStructType",
+    "Structure",
+    "Union",
+    "UnionType",
     "_CData",
     "_SimpleCData",
     "addressof",

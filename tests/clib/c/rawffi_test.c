@@ -58,3 +58,28 @@ int64_t spin_sum(int64_t n) {
     for (int64_t k = 0; k < n; k++) total += k;
     return total;
 }
+
+/* Bit-field layouts where stock CPython 3.11 ctypes disagrees with gcc (its sizes, offsets
+ * or bit positions differ); jitctypes follows gcc. Each setter writes the fields the way
+ * compiled C does, for the Python tests to compare bytes. */
+struct bits_i3_i5_h4 { int a : 3; int b : 5; short c : 4; };
+struct bits_b4_b4_u24 { unsigned char a : 4; unsigned char b : 4; unsigned int c : 24; };
+struct bits_h4_h4_i24_h4 { short a : 4; short b : 4; int c : 24; short d : 4; };
+struct bits_q33_q31 { unsigned long long a : 33; unsigned long long b : 31; };
+union bits_union_i7_h3 { int a : 7; short b : 3; };
+
+#define BITS_SETTER(T, ...) \
+    size_t T##_size(void) { return sizeof(struct T); } \
+    size_t T##_align(void) { return _Alignof(struct T); }
+BITS_SETTER(bits_i3_i5_h4)
+BITS_SETTER(bits_b4_b4_u24)
+BITS_SETTER(bits_h4_h4_i24_h4)
+BITS_SETTER(bits_q33_q31)
+size_t bits_union_i7_h3_size(void) { return sizeof(union bits_union_i7_h3); }
+size_t bits_union_i7_h3_align(void) { return _Alignof(union bits_union_i7_h3); }
+
+void set_bits_i3_i5_h4(struct bits_i3_i5_h4 *s, long a, long b, long c, long d) { s->a = a; s->b = b; s->c = c; (void)d; }
+void set_bits_b4_b4_u24(struct bits_b4_b4_u24 *s, long a, long b, long c, long d) { s->a = a; s->b = b; s->c = c; (void)d; }
+void set_bits_h4_h4_i24_h4(struct bits_h4_h4_i24_h4 *s, long a, long b, long c, long d) { s->a = a; s->b = b; s->c = c; s->d = d; }
+void set_bits_q33_q31(struct bits_q33_q31 *s, long a, long b, long c, long d) { s->a = a; s->b = b; (void)c; (void)d; }
+void set_bits_union_i7_h3(union bits_union_i7_h3 *s, long a, long b, long c, long d) { s->a = a; (void)b; (void)c; (void)d; }

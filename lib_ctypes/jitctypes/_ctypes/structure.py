@@ -1,0 +1,178 @@
+"""Structures and unions: the metaclasses (run once per class definition: validate
+``_fields_``, ask ``_rawffi.layout`` for the layout, install one Rust ``CField`` descriptor
+per field) and the instance initialiser."""
+
+from jitctypes import _rawffi
+
+_INTEGER_CODES = frozenset("bBhHiIlLqQ?")
+
+
+def _field_access(field_type: type) -> str:
+    """How the Rust descriptor presents the field (see pybridge/src/field.rs)."""
+    if getattr(field_type, "_jitctypes_basic_", False):
+        return "value"
+    element = getattr(field_type, "_type_", None)
+    if hasattr(field_type, "_length_") and getattr(element, "_jitctypes_basic_", False):
+        code = element._type_
+        if code == "c":
+            return "chars"
+        if code == "u":
+            return "wchars"
+    return "view"
+
+
+def _ctype_of_field(field_type, index: int) -> "_rawffi.CType":
+    ctype = getattr(field_type, "__ctype__", None) if isinstance(field_type, type) else None
+    if not isinstance(ctype, _rawffi.CType):
+        raise TypeError(f"second item in _fields_ tuple (index {index}) must be a C type")
+    return ctype
+
+
+def _check_bits(field_type, bits, index: int) -> None:
+    code = getattr(field_type, "_type_", None)
+    if not (isinstance(code, str) and code in _INTEGER_CODES):
+        raise TypeError(f"bit fields not allowed for type {field_type.__name__}")
+    if not isinstance(bits, int) or not 1 <= bits <= 8 * field_type.__ctype__.size:
+        raise ValueError("number of bits invalid for bit field")
+
+
+def _aggregate_base(cls) -> type | None:
+    """The nearest base that is itself a structure/union type with fields."""
+    for base in cls.__mro__[1:]:
+        if isinstance(base, _AggregateType) and "_jitctypes_field_names_" in base.__dict__:
+            return base
+    return None
+
+
+class _AggregateType(type):
+    """Shared by ``PyCStructType`` and ``UnionType``; ``_kind`` says which."""
+
+    _kind = "struct"
+
+    def __new__(mcls, name, bases, namespace, **kwargs):
+        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        if not any(isinstance(base, _AggregateType) for base in bases):
+            return cls  # the abstract roots, Structure and Union themselves
+        for base in bases:
+            if isinstance(base, _AggregateType):
+                type.__setattr__(base, "_jitctypes_final_", True)
+        if "_fields_" in namespace:
+            cls._jitctypes_set_fields(namespace["_fields_"])
+        elif _aggregate_base(cls) is None:
+            # Not laid out yet: an empty aggregate until `_fields_` is assigned.
+            type.__setattr__(cls, "__ctype__", _rawffi.layout(mcls._kind, []).ctype)
+        return cls
+
+    def __setattr__(cls, name, value):
+        if name == "_fields_":
+            if cls.__dict__.get("_jitctypes_final_"):
+                raise AttributeError("_fields_ is final")
+            cls._jitctypes_set_fields(value)
+        super().__setattr__(name, value)
+
+    def _jitctypes_set_fields(cls, fields) -> None:
+        if cls.__dict__.get("_jitctypes_final_"):
+            raise AttributeError("_fields_ is final")
+        try:
+            fields = list(fields)
+        except TypeError:
+            raise TypeError("'_fields_' must be a sequence of pairs") from None
+        base = _aggregate_base(cls)
+        base_names = list(base._jitctypes_field_names_) if base is not None else []
+        pack = getattr(cls, "_pack_", 0)
+        if not isinstance(pack, int) or isinstance(pack, bool) or pack < 0:
+            raise ValueError("_pack_ must be a non-negative integer")
+        members, names, types = [], [], []
+        for index, item in enumerate(fields):
+            if not isinstance(item, tuple) or len(item) not in (2, 3):
+                raise TypeError("'_fields_' must be a sequence of (name, C type) pairs")
+            name, field_type = item[0], item[1]
+            if not isinstance(name, str):
+                raise TypeError("'_fields_' must be a sequence of (name, C type) pairs")
+            ctype = _ctype_of_field(field_type, index)
+            bits = item[2] if len(item) == 3 else None
+            if bits is not None:
+                _check_bits(field_type, bits, index)
+            if isinstance(field_type, _AggregateType):
+                type.__setattr__(field_type, "_jitctypes_final_", True)
+            members.append((ctype, bits))
+            names.append(name)
+            types.append(field_type)
+        swapped = hasattr(cls, "_swappedbytes_")
+        base_ctype = base.__ctype__ if base is not None else None
+        layout = _rawffi.layout(cls._kind, members, pack or None, swapped, base_ctype)
+        first_index = len(base_names)
+        for offset_index, (name, field_type, (offset, _size, bits)) in enumerate(
+            zip(names, types, layout.fields, strict=True)
+        ):
+            descriptor = _rawffi.CField(
+                field_type,
+                field_type.__ctype__,
+                offset,
+                first_index + offset_index,
+                _field_access(field_type),
+                bits,
+            )
+            type.__setattr__(cls, name, descriptor)
+        type.__setattr__(cls, "__ctype__", layout.ctype)
+        type.__setattr__(cls, "_jitctypes_field_names_", tuple(base_names + names))
+        type.__setattr__(cls, "_jitctypes_final_", True)
+        cls._jitctypes_make_anonymous()
+
+    def _jitctypes_make_anonymous(cls) -> None:
+        anonymous = cls.__dict__.get("_anonymous_")
+        if anonymous is None:
+            return
+        for name in anonymous:
+            descriptor = cls.__dict__.get(name)
+            if not isinstance(descriptor, _rawffi.CField):
+                raise AttributeError(f"'{name}' is specified in _anonymous_ but not in _fields_")
+            outer_type, _ctype, outer_offset, outer_index, _access, _bits = descriptor._parts()
+            for inner_name in getattr(outer_type, "_jitctypes_field_names_", ()):
+                inner = getattr(outer_type, inner_name)
+                field_type, ctype, offset, _index, access, bits = inner._parts()
+                combined = _rawffi.CField(
+                    field_type, ctype, outer_offset + offset, outer_index, access, bits
+                )
+                type.__setattr__(cls, inner_name, combined)
+
+
+class PyCStructType(_AggregateType):
+    """Metaclass of ``Structure`` subclasses."""
+
+    _kind = "struct"
+
+
+class UnionType(_AggregateType):
+    """Metaclass of ``Union`` subclasses."""
+
+    _kind = "union"
+
+
+def _init_fields(self, args, kwargs) -> None:
+    cls = type(self)
+    if not cls.__dict__.get("_jitctypes_final_"):
+        type.__setattr__(cls, "_jitctypes_final_", True)
+    names = getattr(cls, "_jitctypes_field_names_", ())
+    if len(args) > len(names):
+        raise TypeError("too many initializers")
+    for name, value in zip(names, args, strict=False):
+        setattr(self, name, value)
+    for name, value in kwargs.items():
+        if name in names[: len(args)]:
+            raise TypeError(f"duplicate values for field {name!r}")
+        setattr(self, name, value)
+
+
+class Structure(_rawffi._CData, metaclass=PyCStructType):
+    """Structure base class."""
+
+    def __init__(self, *args, **kwargs):
+        _init_fields(self, args, kwargs)
+
+
+class Union(_rawffi._CData, metaclass=UnionType):
+    """Union base class."""
+
+    def __init__(self, *args, **kwargs):
+        _init_fields(self, args, kwargs)

@@ -1,0 +1,315 @@
+//! `CField`: the descriptor of one structure or union field (`Struct.x`), doing the per
+//! access work in Rust — reading and writing the value at the instance's address plus the
+//! field's offset, with stock ctypes' rules for what comes back and what is accepted.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple, PyType};
+use rawffi::layout::{read_bitfield, write_bitfield, BitField};
+use rawffi::memory::{read_uint, write_uint};
+
+use crate::cdata::{at_address, keep_ref, CData};
+use crate::convert::{load, store, wide_str_from_ptr, KeepAlive};
+use crate::ctype::{CType, Code, Shape};
+
+/// What reading the field gives Python.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    /// The plain value (a basic simple type: `c_int` → int).
+    Value,
+    /// An instance of the field's type viewing the parent's memory (structures, arrays,
+    /// pointers, user subclasses of simple types).
+    View,
+    /// `c_char * n`: bytes up to the first NUL.
+    Chars,
+    /// `c_wchar * n`: str up to the first NUL.
+    WideChars,
+}
+
+/// A bit-field as Python passes it: `(shift, width, window size)`.
+type BitSpec = (u32, u32, usize);
+
+/// What `CField._parts()` returns: `(field type, CType, offset, index, access, bits)`.
+type FieldParts = (Py<PyType>, Py<CType>, usize, usize, &'static str, Option<BitSpec>);
+
+#[pyclass(frozen, module = "_ctypes", name = "CField")]
+pub struct CField {
+    #[pyo3(get)]
+    offset: usize,
+    /// Bytes of the field, or for a bit-field stock's encoding `(width << 16) | bit offset`.
+    #[pyo3(get)]
+    size: usize,
+    index: usize,
+    field_type: Py<PyType>,
+    ctype: Py<CType>,
+    bits: Option<(BitField, usize)>,
+    access: Access,
+}
+
+#[pymethods]
+impl CField {
+    /// Made by the structure metaclass from `rawffi`'s layout: `access` is "value",
+    /// "view", "chars" or "wchars"; `bits` is `(shift, width, window size)`.
+    #[new]
+    #[pyo3(signature = (field_type, ctype, offset, index, access, bits = None))]
+    fn new(
+        field_type: Bound<'_, PyType>,
+        ctype: Bound<'_, CType>,
+        offset: usize,
+        index: usize,
+        access: &str,
+        bits: Option<BitSpec>,
+    ) -> PyResult<CField> {
+        let access = match access {
+            "value" => Access::Value,
+            "view" => Access::View,
+            "chars" => Access::Chars,
+            "wchars" => Access::WideChars,
+            other => return Err(PyValueError::new_err(format!("unknown field access {other:?}"))),
+        };
+        let bits = match bits {
+            Some((shift, width, window)) => {
+                let signed = matches!(ctype.get().code(), Some((code, _)) if code.is_signed());
+                Some((BitField { shift, width, signed }, window))
+            }
+            None => None,
+        };
+        let size = match &bits {
+            // Stock's bit offset counts from the least significant bit of the native unit.
+            Some((bits, _)) => ((bits.width as usize) << 16) | bits.shift as usize,
+            None => ctype.get().size,
+        };
+        Ok(CField {
+            offset,
+            size,
+            index,
+            field_type: field_type.unbind(),
+            ctype: ctype.unbind(),
+            bits,
+            access,
+        })
+    }
+
+    /// `(field type, CType, offset, index, access, bits)`: what the metaclass needs to
+    /// make the descriptors of `_anonymous_` members.
+    fn _parts(&self, py: Python<'_>) -> FieldParts {
+        let access = match self.access {
+            Access::Value => "value",
+            Access::View => "view",
+            Access::Chars => "chars",
+            Access::WideChars => "wchars",
+        };
+        let bits = self.bits.map(|(bits, window)| (bits.shift, bits.width, window));
+        (
+            self.field_type.clone_ref(py),
+            self.ctype.clone_ref(py),
+            self.offset,
+            self.index,
+            access,
+            bits,
+        )
+    }
+
+    fn __get__(
+        slf: &Bound<'_, CField>,
+        obj: Option<&Bound<'_, PyAny>>,
+        _owner: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let py = slf.py();
+        let Some(obj) = obj.filter(|obj| !obj.is_none()) else {
+            return Ok(slf.clone().into_any().unbind());
+        };
+        let field = slf.get();
+        let parent = obj.downcast::<CData>()?;
+        let address = parent.borrow().address() + field.offset;
+        let ctype = field.ctype.get();
+        match field.access {
+            Access::Value => match &field.bits {
+                Some((bits, window)) => {
+                    let swapped = matches!(ctype.shape, Shape::Scalar { swapped: true, .. });
+                    // SAFETY: the window lies inside the parent's memory (layout contract).
+                    let raw = unsafe { read_uint(address as *const u8, *window, swapped) };
+                    let value = read_bitfield(raw, bits);
+                    if matches!(ctype.code(), Some((Code::Bool, _))) {
+                        return Ok((value != 0).into_pyobject(py)?.to_owned().into_any().unbind());
+                    }
+                    Ok(value.into_pyobject(py)?.into_any().unbind())
+                }
+                // SAFETY: the field lies inside the parent's memory.
+                None => unsafe { load(py, ctype, address as *const u8) },
+            },
+            Access::View => {
+                let view = at_address(
+                    field.field_type.bind(py),
+                    address,
+                    Some(obj.clone().unbind()),
+                    field.index,
+                )?;
+                Ok(view.unbind())
+            }
+            Access::Chars => {
+                // SAFETY: the array lies inside the parent's memory.
+                let bytes = unsafe { std::slice::from_raw_parts(address as *const u8, ctype.size) };
+                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                Ok(PyBytes::new(py, &bytes[..end]).into_any().unbind())
+            }
+            Access::WideChars => {
+                let units = ctype.size / 4;
+                // SAFETY: the array lies inside the parent's memory.
+                let slice = unsafe { std::slice::from_raw_parts(address as *const u32, units) };
+                let end = slice.iter().position(|&u| u == 0).unwrap_or(units);
+                // SAFETY: `end` units are readable.
+                unsafe { wide_str_from_ptr(py, address as *const u32, Some(end)) }
+            }
+        }
+    }
+
+    fn __set__(
+        slf: &Bound<'_, CField>,
+        obj: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let field = slf.get();
+        let parent = obj.downcast::<CData>()?;
+        let address = parent.borrow().address() + field.offset;
+        let ctype = field.ctype.get();
+        let field_type = field.field_type.bind(py);
+        let mut keep = KeepAlive::new();
+        match field.access {
+            Access::Chars => set_chars(value, address, ctype.size)?,
+            Access::WideChars => set_wide_chars(value, address, ctype.size)?,
+            _ if value.is_instance_of::<CData>() => {
+                if !value.is_instance(field_type)? {
+                    return Err(PyTypeError::new_err(format!(
+                        "incompatible types, {} instance instead of {} instance",
+                        value.get_type().name()?,
+                        field_type.name()?
+                    )));
+                }
+                let source = value.downcast::<CData>()?;
+                let source_address = source.borrow().address();
+                // SAFETY: both are `ctype.size` bytes of C memory of the same type.
+                unsafe {
+                    std::ptr::copy(source_address as *const u8, address as *mut u8, ctype.size)
+                };
+                let kept = source.getattr(intern!(py, "_objects"))?;
+                if !kept.is_none() {
+                    keep.push(kept.unbind());
+                }
+            }
+            _ if matches!(ctype.shape, Shape::Scalar { .. }) => match &field.bits {
+                Some((bits, window)) => {
+                    set_bitfield(value, ctype, address, bits, *window)?;
+                }
+                // SAFETY: the field lies inside the parent's memory.
+                None => unsafe { store(value, ctype, address as *mut u8, &mut keep)? },
+            },
+            _ if value.is_instance_of::<PyTuple>() => {
+                let converted = field_type.call1(value.downcast::<PyTuple>()?)?;
+                return CField::__set__(slf, obj, &converted);
+            }
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "expected {} instance, got {}",
+                    field_type.name()?,
+                    value.get_type().name()?
+                )))
+            }
+        }
+        keep_ref(parent, field.index, keep)
+    }
+
+    fn __delete__(&self, _obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        Err(PyTypeError::new_err("can't delete attribute"))
+    }
+
+    fn __repr__(slf: &Bound<'_, CField>) -> PyResult<String> {
+        let field = slf.get();
+        let name = field.field_type.bind(slf.py()).name()?;
+        Ok(match &field.bits {
+            Some((bits, _)) => format!(
+                "<Field type={name}, ofs={}:{}, bits={}>",
+                field.offset, bits.shift, bits.width
+            ),
+            None => format!("<Field type={name}, ofs={}, size={}>", field.offset, field.size),
+        })
+    }
+}
+
+fn set_bitfield(
+    value: &Bound<'_, PyAny>,
+    ctype: &CType,
+    address: usize,
+    bits: &BitField,
+    window: usize,
+) -> PyResult<()> {
+    let Some((code, swapped)) = ctype.code() else {
+        return Err(PyTypeError::new_err("bit-field of a non-integer type"));
+    };
+    let native = CType::new(
+        Shape::Scalar { code, swapped: false },
+        ctype.jit.clone(),
+        ctype.size,
+        ctype.align,
+    );
+    let mut scratch = [0u8; 8];
+    let mut keep = KeepAlive::new();
+    // SAFETY: `scratch` holds 8 bytes, enough for any integer scalar.
+    unsafe { store(value, &native, scratch.as_mut_ptr(), &mut keep)? };
+    let new_bits = u64::from_le_bytes(scratch);
+    // SAFETY: the window lies inside the parent's memory (layout contract).
+    unsafe {
+        let raw = read_uint(address as *const u8, window, swapped);
+        write_uint(address as *mut u8, window, write_bitfield(raw, bits, new_bits), swapped);
+    }
+    Ok(())
+}
+
+/// `c_char * n` fields take bytes of at most n bytes; shorter values are NUL-terminated.
+fn set_chars(value: &Bound<'_, PyAny>, address: usize, size: usize) -> PyResult<()> {
+    let bytes = value.downcast::<PyBytes>().map_err(|_| {
+        let name = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        PyTypeError::new_err(format!("expected bytes, {name} found"))
+    })?;
+    let data = bytes.as_bytes();
+    if data.len() > size {
+        return Err(PyValueError::new_err(format!(
+            "bytes too long ({}, maximum length {size})",
+            data.len()
+        )));
+    }
+    // SAFETY: `size` bytes of the parent's memory; `data.len() <= size`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(data.as_ptr(), address as *mut u8, data.len());
+        if data.len() < size {
+            *(address as *mut u8).add(data.len()) = 0;
+        }
+    }
+    Ok(())
+}
+
+/// `c_wchar * n` fields take str of at most n characters.
+fn set_wide_chars(value: &Bound<'_, PyAny>, address: usize, size: usize) -> PyResult<()> {
+    let text = value.downcast::<pyo3::types::PyString>().map_err(|_| {
+        let name = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        PyTypeError::new_err(format!("unicode string expected instead of {name} instance"))
+    })?;
+    let units: Vec<u32> = text.to_str()?.chars().map(|c| c as u32).collect();
+    let capacity = size / 4;
+    if units.len() > capacity {
+        return Err(PyValueError::new_err(format!(
+            "string too long ({}, maximum length {capacity})",
+            units.len()
+        )));
+    }
+    // SAFETY: `capacity` units of the parent's memory; `units.len() <= capacity`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(units.as_ptr(), address as *mut u32, units.len());
+        if units.len() < capacity {
+            *(address as *mut u32).add(units.len()) = 0;
+        }
+    }
+    Ok(())
+}
