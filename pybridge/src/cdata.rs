@@ -58,7 +58,10 @@ impl CData {
 
     /// The initializer `__new__` returns for `cls`: owned zeroed memory of the class's size,
     /// or a view when called through `at_address`.
-    fn for_class(cls: &Bound<'_, PyType>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<CData> {
+    pub fn for_class(
+        cls: &Bound<'_, PyType>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<CData> {
         let ctype = class_ctype(cls)?;
         let ctype = ctype.get();
         let keeps_many = matches!(ctype.shape, Shape::Aggregate | Shape::Array { .. });

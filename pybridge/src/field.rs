@@ -15,7 +15,7 @@ use crate::ctype::{CType, Code, Shape};
 
 /// What reading the field gives Python.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Access {
+pub enum Access {
     /// The plain value (a basic simple type: `c_int` → int).
     Value,
     /// An instance of the field's type viewing the parent's memory (structures, arrays,
@@ -47,6 +47,144 @@ pub struct CField {
     access: Access,
 }
 
+impl Access {
+    /// The access the metaclasses name: "value", "view", "chars" or "wchars".
+    pub fn from_name(name: &str) -> PyResult<Access> {
+        Ok(match name {
+            "value" => Access::Value,
+            "view" => Access::View,
+            "chars" => Access::Chars,
+            "wchars" => Access::WideChars,
+            other => return Err(PyValueError::new_err(format!("unknown member access {other:?}"))),
+        })
+    }
+}
+
+/// One field or array element: where it is and how Python sees it. Shared by `CField` and
+/// arrays, so both follow stock's rules for what reading gives and writing accepts.
+pub struct Member<'a, 'py> {
+    pub member_type: &'a Bound<'py, PyType>,
+    pub ctype: &'a CType,
+    pub access: Access,
+    pub bits: Option<(BitField, usize)>,
+    /// The position in the parent, for views (`_b_index`) and kept objects.
+    pub index: usize,
+}
+
+impl Member<'_, '_> {
+    /// The value at `address` inside `parent`'s memory.
+    pub fn read(&self, parent: &Bound<'_, PyAny>, address: usize) -> PyResult<PyObject> {
+        let py = parent.py();
+        let ctype = self.ctype;
+        match self.access {
+            Access::Value => match &self.bits {
+                Some((bits, window)) => {
+                    let swapped = matches!(ctype.shape, Shape::Scalar { swapped: true, .. });
+                    // SAFETY: the window lies inside the parent's memory (layout contract).
+                    let raw = unsafe { read_uint(address as *const u8, *window, swapped) };
+                    let value = read_bitfield(raw, bits);
+                    if matches!(ctype.code(), Some((Code::Bool, _))) {
+                        return Ok((value != 0).into_pyobject(py)?.to_owned().into_any().unbind());
+                    }
+                    Ok(value.into_pyobject(py)?.into_any().unbind())
+                }
+                // SAFETY: the field lies inside the parent's memory.
+                None => unsafe { load(py, ctype, address as *const u8) },
+            },
+            Access::View => {
+                let view = at_address(
+                    self.member_type,
+                    address,
+                    Some(parent.clone().unbind()),
+                    self.index,
+                )?;
+                Ok(view.unbind())
+            }
+            Access::Chars => {
+                // SAFETY: the array lies inside the parent's memory.
+                let bytes = unsafe { std::slice::from_raw_parts(address as *const u8, ctype.size) };
+                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                Ok(PyBytes::new(py, &bytes[..end]).into_any().unbind())
+            }
+            Access::WideChars => {
+                let units = ctype.size / 4;
+                // SAFETY: the array lies inside the parent's memory.
+                let slice = unsafe { std::slice::from_raw_parts(address as *const u32, units) };
+                let end = slice.iter().position(|&u| u == 0).unwrap_or(units);
+                // SAFETY: `end` units are readable.
+                unsafe { wide_str_from_ptr(py, address as *const u32, Some(end)) }
+            }
+        }
+    }
+
+    /// Writes `value` at `address` inside `parent`'s memory and keeps what it needs.
+    pub fn write(
+        &self,
+        parent: &Bound<'_, CData>,
+        address: usize,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = parent.py();
+        let ctype = self.ctype;
+        let field_type = self.member_type;
+        let mut keep = KeepAlive::new();
+        match self.access {
+            Access::Chars => set_chars(value, address, ctype.size)?,
+            Access::WideChars => set_wide_chars(value, address, ctype.size)?,
+            _ if value.is_instance_of::<CData>() => {
+                if !value.is_instance(field_type)? {
+                    return Err(PyTypeError::new_err(format!(
+                        "incompatible types, {} instance instead of {} instance",
+                        value.get_type().name()?,
+                        field_type.name()?
+                    )));
+                }
+                let source = value.downcast::<CData>()?;
+                let source_address = source.borrow().address();
+                // SAFETY: both are `ctype.size` bytes of C memory of the same type.
+                unsafe {
+                    std::ptr::copy(source_address as *const u8, address as *mut u8, ctype.size)
+                };
+                let kept = source.getattr(intern!(py, "_objects"))?;
+                if !kept.is_none() {
+                    keep.push(kept.unbind());
+                }
+            }
+            _ if matches!(ctype.shape, Shape::Scalar { .. }) => match &self.bits {
+                Some((bits, window)) => {
+                    set_bitfield(value, ctype, address, bits, *window)?;
+                }
+                // SAFETY: the field lies inside the parent's memory.
+                None => unsafe { store(value, ctype, address as *mut u8, &mut keep)? },
+            },
+            _ if value.is_instance_of::<PyTuple>() => {
+                let converted = field_type.call1(value.downcast::<PyTuple>()?)?;
+                return self.write(parent, address, &converted);
+            }
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "expected {} instance, got {}",
+                    field_type.name()?,
+                    value.get_type().name()?
+                )))
+            }
+        }
+        keep_ref(parent, self.index, keep)
+    }
+}
+
+impl CField {
+    fn member<'a, 'py>(&'a self, py: Python<'py>) -> Member<'a, 'py> {
+        Member {
+            member_type: self.field_type.bind(py),
+            ctype: self.ctype.get(),
+            access: self.access,
+            bits: self.bits,
+            index: self.index,
+        }
+    }
+}
+
 #[pymethods]
 impl CField {
     /// Made by the structure metaclass from `rawffi`'s layout: `access` is "value",
@@ -61,13 +199,7 @@ impl CField {
         access: &str,
         bits: Option<BitSpec>,
     ) -> PyResult<CField> {
-        let access = match access {
-            "value" => Access::Value,
-            "view" => Access::View,
-            "chars" => Access::Chars,
-            "wchars" => Access::WideChars,
-            other => return Err(PyValueError::new_err(format!("unknown field access {other:?}"))),
-        };
+        let access = Access::from_name(access)?;
         let bits = match bits {
             Some((shift, width, window)) => {
                 let signed = matches!(ctype.get().code(), Some((code, _)) if code.is_signed());
@@ -123,46 +255,7 @@ impl CField {
         let field = slf.get();
         let parent = obj.downcast::<CData>()?;
         let address = parent.borrow().address() + field.offset;
-        let ctype = field.ctype.get();
-        match field.access {
-            Access::Value => match &field.bits {
-                Some((bits, window)) => {
-                    let swapped = matches!(ctype.shape, Shape::Scalar { swapped: true, .. });
-                    // SAFETY: the window lies inside the parent's memory (layout contract).
-                    let raw = unsafe { read_uint(address as *const u8, *window, swapped) };
-                    let value = read_bitfield(raw, bits);
-                    if matches!(ctype.code(), Some((Code::Bool, _))) {
-                        return Ok((value != 0).into_pyobject(py)?.to_owned().into_any().unbind());
-                    }
-                    Ok(value.into_pyobject(py)?.into_any().unbind())
-                }
-                // SAFETY: the field lies inside the parent's memory.
-                None => unsafe { load(py, ctype, address as *const u8) },
-            },
-            Access::View => {
-                let view = at_address(
-                    field.field_type.bind(py),
-                    address,
-                    Some(obj.clone().unbind()),
-                    field.index,
-                )?;
-                Ok(view.unbind())
-            }
-            Access::Chars => {
-                // SAFETY: the array lies inside the parent's memory.
-                let bytes = unsafe { std::slice::from_raw_parts(address as *const u8, ctype.size) };
-                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-                Ok(PyBytes::new(py, &bytes[..end]).into_any().unbind())
-            }
-            Access::WideChars => {
-                let units = ctype.size / 4;
-                // SAFETY: the array lies inside the parent's memory.
-                let slice = unsafe { std::slice::from_raw_parts(address as *const u32, units) };
-                let end = slice.iter().position(|&u| u == 0).unwrap_or(units);
-                // SAFETY: `end` units are readable.
-                unsafe { wide_str_from_ptr(py, address as *const u32, Some(end)) }
-            }
-        }
+        field.member(py).read(obj, address)
     }
 
     fn __set__(
@@ -174,51 +267,7 @@ impl CField {
         let field = slf.get();
         let parent = obj.downcast::<CData>()?;
         let address = parent.borrow().address() + field.offset;
-        let ctype = field.ctype.get();
-        let field_type = field.field_type.bind(py);
-        let mut keep = KeepAlive::new();
-        match field.access {
-            Access::Chars => set_chars(value, address, ctype.size)?,
-            Access::WideChars => set_wide_chars(value, address, ctype.size)?,
-            _ if value.is_instance_of::<CData>() => {
-                if !value.is_instance(field_type)? {
-                    return Err(PyTypeError::new_err(format!(
-                        "incompatible types, {} instance instead of {} instance",
-                        value.get_type().name()?,
-                        field_type.name()?
-                    )));
-                }
-                let source = value.downcast::<CData>()?;
-                let source_address = source.borrow().address();
-                // SAFETY: both are `ctype.size` bytes of C memory of the same type.
-                unsafe {
-                    std::ptr::copy(source_address as *const u8, address as *mut u8, ctype.size)
-                };
-                let kept = source.getattr(intern!(py, "_objects"))?;
-                if !kept.is_none() {
-                    keep.push(kept.unbind());
-                }
-            }
-            _ if matches!(ctype.shape, Shape::Scalar { .. }) => match &field.bits {
-                Some((bits, window)) => {
-                    set_bitfield(value, ctype, address, bits, *window)?;
-                }
-                // SAFETY: the field lies inside the parent's memory.
-                None => unsafe { store(value, ctype, address as *mut u8, &mut keep)? },
-            },
-            _ if value.is_instance_of::<PyTuple>() => {
-                let converted = field_type.call1(value.downcast::<PyTuple>()?)?;
-                return CField::__set__(slf, obj, &converted);
-            }
-            _ => {
-                return Err(PyTypeError::new_err(format!(
-                    "expected {} instance, got {}",
-                    field_type.name()?,
-                    value.get_type().name()?
-                )))
-            }
-        }
-        keep_ref(parent, field.index, keep)
+        field.member(py).write(parent, address, value)
     }
 
     fn __delete__(&self, _obj: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -268,7 +317,7 @@ fn set_bitfield(
 }
 
 /// `c_char * n` fields take bytes of at most n bytes; shorter values are NUL-terminated.
-fn set_chars(value: &Bound<'_, PyAny>, address: usize, size: usize) -> PyResult<()> {
+pub fn set_chars(value: &Bound<'_, PyAny>, address: usize, size: usize) -> PyResult<()> {
     let bytes = value.downcast::<PyBytes>().map_err(|_| {
         let name = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
         PyTypeError::new_err(format!("expected bytes, {name} found"))
@@ -291,7 +340,7 @@ fn set_chars(value: &Bound<'_, PyAny>, address: usize, size: usize) -> PyResult<
 }
 
 /// `c_wchar * n` fields take str of at most n characters.
-fn set_wide_chars(value: &Bound<'_, PyAny>, address: usize, size: usize) -> PyResult<()> {
+pub fn set_wide_chars(value: &Bound<'_, PyAny>, address: usize, size: usize) -> PyResult<()> {
     let text = value.downcast::<pyo3::types::PyString>().map_err(|_| {
         let name = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
         PyTypeError::new_err(format!("unicode string expected instead of {name} instance"))

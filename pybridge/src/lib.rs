@@ -13,6 +13,7 @@
 //!
 //! Value conversions (convert.rs) follow stock ctypes' per-type-code rules and messages.
 
+mod array;
 mod callback;
 mod cdata;
 mod convert;
@@ -75,6 +76,11 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<cdata::SimpleCData>()?;
     module.add_class::<cdata::CArgObject>()?;
     module.add_class::<field::CField>()?;
+    module.add_class::<array::Array>()?;
+    module.add_function(wrap_pyfunction!(array::char_array_value, module)?)?;
+    module.add_function(wrap_pyfunction!(array::wchar_array_value, module)?)?;
+    module.add_function(wrap_pyfunction!(array::set_char_array_value, module)?)?;
+    module.add_function(wrap_pyfunction!(array::set_wchar_array_value, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::at_address, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::addressof, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::byref, module)?)?;

@@ -2,6 +2,7 @@
 Rust ``_SimpleCData`` (which does the per-value work: ``.value``, ``bool``, ``repr``)."""
 
 from jitctypes import _rawffi
+from jitctypes._ctypes.basics import _CDataType
 
 # The type codes stock ctypes lists in its error message ('X' and 'v' are Windows-only
 # types that stock accepts on every platform; jitctypes refuses them on Linux).
@@ -30,8 +31,10 @@ def _type_code(cls: type) -> str:
     return code
 
 
-class PyCSimpleType(type):
+class PyCSimpleType(_CDataType):
     """Metaclass of ``c_int`` and the other simple types."""
+
+    __module__ = "_ctypes"
 
     def __new__(mcls, name, bases, namespace, **kwargs):
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
@@ -59,9 +62,8 @@ class PyCSimpleType(type):
                 cls.__ctype_le__ = cls.__ctype_be__ = cls
         return cls
 
-    def from_address(cls, address):
-        return _rawffi.at_address(cls, address)
-
 
 class _SimpleCData(_rawffi._SimpleCData, metaclass=PyCSimpleType):
     """Base of the simple types; abstract (has no ``_type_``)."""
+
+    __module__ = "_ctypes"

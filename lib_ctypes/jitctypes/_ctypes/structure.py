@@ -3,6 +3,7 @@
 per field) and the instance initialiser."""
 
 from jitctypes import _rawffi
+from jitctypes._ctypes.basics import _CDataType
 
 _INTEGER_CODES = frozenset("bBhHiIlLqQ?")
 
@@ -44,7 +45,7 @@ def _aggregate_base(cls) -> type | None:
     return None
 
 
-class _AggregateType(type):
+class _AggregateType(_CDataType):
     """Shared by ``PyCStructType`` and ``UnionType``; ``_kind`` says which."""
 
     _kind = "struct"
@@ -140,11 +141,15 @@ class _AggregateType(type):
 class PyCStructType(_AggregateType):
     """Metaclass of ``Structure`` subclasses."""
 
+    __module__ = "_ctypes"
+
     _kind = "struct"
 
 
 class UnionType(_AggregateType):
     """Metaclass of ``Union`` subclasses."""
+
+    __module__ = "_ctypes"
 
     _kind = "union"
 
@@ -167,12 +172,16 @@ def _init_fields(self, args, kwargs) -> None:
 class Structure(_rawffi._CData, metaclass=PyCStructType):
     """Structure base class."""
 
+    __module__ = "_ctypes"
+
     def __init__(self, *args, **kwargs):
         _init_fields(self, args, kwargs)
 
 
 class Union(_rawffi._CData, metaclass=UnionType):
     """Union base class."""
+
+    __module__ = "_ctypes"
 
     def __init__(self, *args, **kwargs):
         _init_fields(self, args, kwargs)

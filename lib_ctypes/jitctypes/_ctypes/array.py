@@ -1,0 +1,78 @@
+"""Arrays: the metaclass ``PyCArrayType`` (checks ``_type_`` and ``_length_``, builds the
+``CType``, adds ``value``/``raw`` to char arrays); indexing runs in Rust (``_rawffi.Array``)."""
+
+from jitctypes import _rawffi
+from jitctypes._ctypes.basics import _CDataType
+from jitctypes._ctypes.structure import _field_access
+
+
+def _length_of(cls) -> int:
+    try:
+        length = cls._length_
+    except AttributeError:
+        raise AttributeError("class must define a '_length_' attribute") from None
+    if not isinstance(length, int):
+        raise TypeError("The '_length_' attribute must be an integer")
+    if length < 0:
+        raise ValueError("The '_length_' attribute must not be negative")
+    if length >= 2**63:
+        raise OverflowError("The '_length_' attribute is too large")
+    return length
+
+
+def _element_of(cls) -> type:
+    try:
+        element = cls._type_
+    except AttributeError:
+        raise AttributeError("class must define a '_type_' attribute") from None
+    if not isinstance(getattr(element, "__ctype__", None), _rawffi.CType):
+        raise TypeError("_type_ must have storage info")
+    return element
+
+
+def _char_value(self):
+    return _rawffi.char_array_value(self)
+
+
+def _char_raw(self):
+    return _rawffi.string_at(_rawffi.addressof(self), _rawffi.sizeof(self))
+
+
+def _set_char_raw(self, value):
+    data = memoryview(value).cast("B").tobytes()
+    if len(data) > _rawffi.sizeof(self):
+        raise ValueError("byte string too long")
+    scratch = _rawffi.Memory(len(data))
+    _rawffi.write(scratch.address, _rawffi.CType.array(_rawffi.CType.scalar("c"), len(data)), data)
+    _rawffi.memmove(_rawffi.addressof(self), scratch.address, len(data))
+
+
+class PyCArrayType(_CDataType):
+    """Metaclass of array types (``c_int * 5``)."""
+
+    __module__ = "_ctypes"
+
+    def __new__(mcls, name, bases, namespace, **kwargs):
+        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        if not any(isinstance(base, PyCArrayType) for base in bases):
+            return cls  # the abstract root, Array itself
+        length, element = _length_of(cls), _element_of(cls)
+        type.__setattr__(cls, "__ctype__", _rawffi.CType.array(element.__ctype__, length))
+        code = (
+            getattr(element, "_type_", None) if element.__dict__.get("_jitctypes_basic_") else None
+        )
+        # Elements read like fields of their type; "chars"/"wchars" make slices bytes/str.
+        access = {"c": "chars", "u": "wchars"}.get(code) or _field_access(element)
+        type.__setattr__(cls, "_jitctypes_access_", access)
+        if code == "c":
+            cls.value = property(_char_value, _rawffi.set_char_array_value)
+            cls.raw = property(_char_raw, _set_char_raw)
+        elif code == "u":
+            cls.value = property(_rawffi.wchar_array_value, _rawffi.set_wchar_array_value)
+        return cls
+
+
+class Array(_rawffi.Array, metaclass=PyCArrayType):
+    """Array base class."""
+
+    __module__ = "_ctypes"

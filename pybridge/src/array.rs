@@ -1,0 +1,239 @@
+//! `Array`: the instances of `c_int * 5` and friends. Indexing and slicing run here; the
+//! metaclass (Python, `jitctypes._ctypes.array`) records on the class its element type
+//! (`_type_`), length (`_length_`) and how an element reads (`_jitctypes_access_`).
+
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PySlice, PyString, PyTuple, PyType};
+use pyo3::{intern, PyClassInitializer};
+
+use crate::cdata::{class_ctype, CData};
+use crate::convert::wide_str_from_ptr;
+use crate::ctype::{CType, Code, Shape};
+use crate::field::{Access, Member};
+
+#[pyclass(extends = CData, subclass, module = "_ctypes", name = "Array")]
+pub struct Array;
+
+/// What an array class says about its elements.
+struct Elements<'py> {
+    element_type: Bound<'py, PyType>,
+    element_ctype: Bound<'py, CType>,
+    access: Access,
+    len: usize,
+}
+
+impl<'py> Elements<'py> {
+    fn of(array: &Bound<'py, Array>) -> PyResult<Elements<'py>> {
+        let py = array.py();
+        let cls = array.get_type();
+        let ctype = class_ctype(&cls)?;
+        let Shape::Array { element, len } = &ctype.get().shape else {
+            return Err(PyTypeError::new_err("not an array type"));
+        };
+        let element_ctype = element.bind(py).clone();
+        let element_type = cls.getattr(intern!(py, "_type_"))?.downcast_into::<PyType>()?;
+        let access = cls.getattr(intern!(py, "_jitctypes_access_"))?;
+        let access = Access::from_name(access.extract::<&str>()?)?;
+        Ok(Elements { element_type, element_ctype, access, len: *len })
+    }
+
+    fn member(&self, index: usize) -> Member<'_, 'py> {
+        // Element reads follow field rules, except that char arrays hand out single chars.
+        let access = match self.access {
+            Access::Chars | Access::WideChars => Access::Value,
+            other => other,
+        };
+        Member {
+            member_type: &self.element_type,
+            ctype: self.element_ctype.get(),
+            access,
+            bits: None,
+            index,
+        }
+    }
+
+    fn address_of(&self, array: &Bound<'py, Array>, index: usize) -> usize {
+        array.as_super().borrow().address() + index * self.element_ctype.get().size
+    }
+
+    /// An index in range, counting negative indices from the end (`IndexError` otherwise).
+    fn checked(&self, index: isize) -> PyResult<usize> {
+        let resolved = if index < 0 { index + self.len as isize } else { index };
+        if resolved < 0 || resolved >= self.len as isize {
+            return Err(PyIndexError::new_err("invalid index"));
+        }
+        Ok(resolved as usize)
+    }
+
+    fn slice_indices(&self, slice: &Bound<'py, PySlice>) -> PyResult<Vec<usize>> {
+        let range = slice.indices(self.len as isize)?;
+        Ok((0..range.slicelength)
+            .map(|k| (range.start + k as isize * range.step) as usize)
+            .collect())
+    }
+
+    fn element_code(&self) -> Option<Code> {
+        self.element_ctype.get().code().map(|(code, _)| code)
+    }
+}
+
+#[pymethods]
+impl Array {
+    #[new]
+    #[classmethod]
+    #[pyo3(signature = (*_args, **kwargs))]
+    fn new(
+        cls: &Bound<'_, PyType>,
+        _args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyClassInitializer<Array>> {
+        Ok(PyClassInitializer::from(CData::for_class(cls, kwargs)?).add_subclass(Array))
+    }
+
+    /// `(c_int * 3)(1, 2)` sets the first elements.
+    #[pyo3(signature = (*args, **_kwargs))]
+    fn __init__(
+        slf: &Bound<'_, Array>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let elements = Elements::of(slf)?;
+        for (index, value) in args.iter().enumerate() {
+            let index = elements.checked(index as isize)?;
+            elements.member(index).write(
+                slf.as_super(),
+                elements.address_of(slf, index),
+                &value,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn __len__(slf: &Bound<'_, Array>) -> PyResult<usize> {
+        Ok(Elements::of(slf)?.len)
+    }
+
+    fn __getitem__(slf: &Bound<'_, Array>, key: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        let py = slf.py();
+        let elements = Elements::of(slf)?;
+        if let Ok(slice) = key.downcast::<PySlice>() {
+            let indices = elements.slice_indices(slice)?;
+            return match elements.element_code() {
+                Some(Code::Char) if elements.access == Access::Chars => {
+                    let bytes: Vec<u8> = indices
+                        .iter()
+                        // SAFETY: each index is inside the array's memory.
+                        .map(|&index| unsafe { *(elements.address_of(slf, index) as *const u8) })
+                        .collect();
+                    Ok(PyBytes::new(py, &bytes).into_any().unbind())
+                }
+                Some(Code::WideChar) if elements.access == Access::WideChars => {
+                    let units: Vec<u32> = indices
+                        .iter()
+                        // SAFETY: each index is inside the array's memory.
+                        .map(|&index| unsafe { *(elements.address_of(slf, index) as *const u32) })
+                        .collect();
+                    // SAFETY: `units` holds `units.len()` readable values.
+                    unsafe { wide_str_from_ptr(py, units.as_ptr(), Some(units.len())) }
+                }
+                _ => {
+                    let items = indices
+                        .iter()
+                        .map(|&index| {
+                            elements
+                                .member(index)
+                                .read(slf.as_any(), elements.address_of(slf, index))
+                        })
+                        .collect::<PyResult<Vec<_>>>()?;
+                    Ok(PyList::new(py, items)?.into_any().unbind())
+                }
+            };
+        }
+        let index = elements.checked(
+            key.extract::<isize>().map_err(|_| PyTypeError::new_err("indices must be integers"))?,
+        )?;
+        elements.member(index).read(slf.as_any(), elements.address_of(slf, index))
+    }
+
+    fn __setitem__(
+        slf: &Bound<'_, Array>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let elements = Elements::of(slf)?;
+        if let Ok(slice) = key.downcast::<PySlice>() {
+            let indices = elements.slice_indices(slice)?;
+            let values: Vec<Bound<'_, PyAny>> = value.try_iter()?.collect::<PyResult<_>>()?;
+            if values.len() != indices.len() {
+                return Err(PyValueError::new_err("Can only assign sequence of same size"));
+            }
+            for (index, value) in indices.into_iter().zip(values) {
+                elements.member(index).write(
+                    slf.as_super(),
+                    elements.address_of(slf, index),
+                    &value,
+                )?;
+            }
+            return Ok(());
+        }
+        let index = elements.checked(
+            key.extract::<isize>().map_err(|_| PyTypeError::new_err("indices must be integers"))?,
+        )?;
+        elements.member(index).write(slf.as_super(), elements.address_of(slf, index), value)
+    }
+
+    fn __delitem__(&self, _key: &Bound<'_, PyAny>) -> PyResult<()> {
+        Err(PyTypeError::new_err("Array does not support item deletion"))
+    }
+}
+
+/// `value` of a `c_char` array: the bytes up to the first NUL.
+#[pyfunction]
+pub fn char_array_value<'py>(array: &Bound<'py, CData>) -> Bound<'py, PyBytes> {
+    let data = array.borrow();
+    // SAFETY: the array's memory holds `size` bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(data.address() as *const u8, data.size()) };
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    PyBytes::new(array.py(), &bytes[..end])
+}
+
+/// `value` of a `c_wchar` array: the text up to the first NUL.
+#[pyfunction]
+pub fn wchar_array_value(array: &Bound<'_, CData>) -> PyResult<PyObject> {
+    let data = array.borrow();
+    let units = data.size() / 4;
+    // SAFETY: the array's memory holds `units` wide characters.
+    let slice = unsafe { std::slice::from_raw_parts(data.address() as *const u32, units) };
+    let end = slice.iter().position(|&u| u == 0).unwrap_or(units);
+    // SAFETY: `end` units are readable.
+    unsafe { wide_str_from_ptr(array.py(), data.address() as *const u32, Some(end)) }
+}
+
+/// Sets a `c_char` array's `value` from bytes; a shorter value is NUL-terminated.
+#[pyfunction]
+pub fn set_char_array_value(array: &Bound<'_, CData>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    let data = array.borrow();
+    let bytes = value.downcast::<PyBytes>().map_err(|_| {
+        let name = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        PyTypeError::new_err(format!("bytes expected instead of {name} instance"))
+    })?;
+    if bytes.as_bytes().len() > data.size() {
+        return Err(PyValueError::new_err("byte string too long"));
+    }
+    crate::field::set_chars(value, data.address(), data.size())
+}
+
+/// Sets a `c_wchar` array's `value` from str; a shorter value is NUL-terminated.
+#[pyfunction]
+pub fn set_wchar_array_value(array: &Bound<'_, CData>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    let data = array.borrow();
+    let text = value.downcast::<PyString>().map_err(|_| {
+        let name = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        PyTypeError::new_err(format!("unicode string expected instead of {name} instance"))
+    })?;
+    if text.to_str()?.chars().count() > data.size() / 4 {
+        return Err(PyValueError::new_err("string too long"));
+    }
+    crate::field::set_wide_chars(value, data.address(), data.size())
+}
