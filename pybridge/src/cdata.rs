@@ -64,7 +64,8 @@ impl CData {
     ) -> PyResult<CData> {
         let ctype = class_ctype(cls)?;
         let ctype = ctype.get();
-        let keeps_many = matches!(ctype.shape, Shape::Aggregate | Shape::Array { .. });
+        let keeps_many =
+            ctype.is_pointer_type || matches!(ctype.shape, Shape::Aggregate | Shape::Array { .. });
         if let Some(view) = kwargs.map(|kw| kw.get_item(VIEW_KEYWORD)).transpose()?.flatten() {
             let (address, base, index): (usize, Option<PyObject>, usize) = view.extract()?;
             return Ok(CData { keeps_many, ..CData::view(address, ctype.size, base, index) });

@@ -154,11 +154,14 @@ pub struct CType {
     pub jit: Type,
     pub size: usize,
     pub align: usize,
+    /// True for ctypes pointer types: their instances keep what they point at alive, in
+    /// a dict of kept objects as aggregates do.
+    pub is_pointer_type: bool,
 }
 
 impl CType {
     pub fn new(shape: Shape, jit: Type, size: usize, align: usize) -> CType {
-        CType { shape, jit, size, align }
+        CType { shape, jit, size, align, is_pointer_type: false }
     }
 
     pub fn code(&self) -> Option<(Code, bool)> {
@@ -180,6 +183,15 @@ impl CType {
             .ok_or_else(|| PyValueError::new_err(format!("unknown type code {code:?}")))?;
         let jit = code.jit_type();
         Ok(CType::new(Shape::Scalar { code, swapped }, jit.clone(), jit.size(), jit.align()))
+    }
+
+    /// The C type of a ctypes pointer type (`POINTER(T)`): a `void *` whose instances keep
+    /// their target alive.
+    #[staticmethod]
+    fn pointer() -> CType {
+        let jit = Type::Pointer;
+        let shape = Shape::Scalar { code: Code::VoidPointer, swapped: false };
+        CType { is_pointer_type: true, ..CType::new(shape, jit, 8, 8) }
     }
 
     /// `void`: valid only as a return type.

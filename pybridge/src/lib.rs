@@ -24,6 +24,7 @@ mod function;
 mod layout;
 mod library;
 mod memory;
+mod pointer;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -77,6 +78,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<cdata::CArgObject>()?;
     module.add_class::<field::CField>()?;
     module.add_class::<array::Array>()?;
+    module.add_class::<pointer::Pointer>()?;
     module.add_function(wrap_pyfunction!(array::char_array_value, module)?)?;
     module.add_function(wrap_pyfunction!(array::wchar_array_value, module)?)?;
     module.add_function(wrap_pyfunction!(array::set_char_array_value, module)?)?;

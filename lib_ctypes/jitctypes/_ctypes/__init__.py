@@ -1,19 +1,31 @@
 """``jitctypes._ctypes``: the replacement of CPython's C module ``_ctypes``.
 
-WORK IN PROGRESS (issue 4). Built so far: ``_CData`` and ``_SimpleCData`` (instances in Rust,
-``jitctypes._rawffi``), the simple-type metaclass, ``sizeof``, ``alignment``,
-``addressof`` and ``byref``, structures and unions (fields, bit-fields, ``_pack_``,
-``_anonymous_``, byte order, keep-alive in ``_objects``), arrays. Not yet: pointers, function
-pointers, the remaining module functions — so the stdlib ``ctypes`` package cannot run on
-this module yet (``from _ctypes import Union, ...`` fails), and the loader does not exist.
+WORK IN PROGRESS (issue 4). Built so far, with the per-value work in Rust
+(``jitctypes._rawffi``): ``_CData``, simple types, structures and unions (fields,
+bit-fields as gcc lays them out, ``_pack_``, ``_anonymous_``, byte order), arrays,
+pointers (``POINTER``, ``pointer``, incomplete types), keep-alive in ``_objects``,
+``sizeof``, ``alignment``, ``addressof``, ``byref``.
+
+Not yet: function pointers (``CFuncPtr``), ``from_param``, ``from_buffer``, ``in_dll``,
+pickling, the buffer protocol, ``resize``, the remaining module functions and addresses
+(``_memmove_addr``...). So the stdlib ``ctypes`` package cannot run on this module yet
+(``from _ctypes import CFuncPtr`` fails), and the loader does not exist.
 
 Layout (one file per ctypes concept, as PyPy's ``lib_pypy/_ctypes``):
-``primitive.py`` — ``PyCSimpleType`` and ``_SimpleCData``;
-``structure.py`` — ``PyCStructType``, ``UnionType``, ``Structure``, ``Union``;
-``array.py`` — ``PyCArrayType``, ``Array``; ``basics.py`` — what all metaclasses share.
+``basics.py`` — what all metaclasses share; ``primitive.py`` — ``PyCSimpleType``,
+``_SimpleCData``; ``structure.py`` — ``PyCStructType``, ``UnionType``, ``Structure``,
+``Union``; ``array.py`` — ``PyCArrayType``, ``Array``; ``pointer.py`` —
+``PyCPointerType``, ``_Pointer``, ``POINTER``, ``pointer``.
 """
 
 from jitctypes._ctypes.array import Array, PyCArrayType
+from jitctypes._ctypes.pointer import (
+    POINTER,
+    PyCPointerType,
+    _Pointer,
+    _pointer_type_cache,
+    pointer,
+)
 from jitctypes._ctypes.primitive import PyCSimpleType, _SimpleCData
 from jitctypes._ctypes.structure import PyCStructType, Structure, Union, UnionType
 from jitctypes._rawffi import (
@@ -34,6 +46,11 @@ __version__ = "1.1.0"  # the stdlib ctypes package refuses to load on any other 
 __all__ = [
     "Array",
     "PyCArrayType",
+    "POINTER",
+    "PyCPointerType",
+    "_Pointer",
+    "_pointer_type_cache",
+    "pointer",
     "RTLD_GLOBAL",
     "RTLD_LOCAL",
     "CArgObject",

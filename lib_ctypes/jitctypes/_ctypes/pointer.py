@@ -1,0 +1,66 @@
+"""Pointers: the metaclass ``PyCPointerType`` (target type, possibly set late by
+``SetPointerType``), ``POINTER``, ``pointer`` and their cache; ``contents`` and indexing run
+in Rust (``_rawffi._Pointer``)."""
+
+from jitctypes import _rawffi
+from jitctypes._ctypes.basics import _CDataType
+from jitctypes._ctypes.structure import _field_access
+
+# POINTER(T) → its class; incomplete types (POINTER("name")) are keyed by id(class), as
+# stock ctypes keys them, so that `ctypes.SetPointerType` can find them.
+_pointer_type_cache: dict = {}
+
+
+def _target_access(target: type) -> str:
+    code = target.__dict__.get("_type_") if target.__dict__.get("_jitctypes_basic_") else None
+    return {"c": "chars", "u": "wchars"}.get(code) or _field_access(target)
+
+
+class PyCPointerType(_CDataType):
+    """Metaclass of pointer types."""
+
+    __module__ = "_ctypes"
+
+    def __new__(mcls, name, bases, namespace, **kwargs):
+        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        type.__setattr__(cls, "__ctype__", _rawffi.CType.pointer())
+        if "_type_" in namespace:
+            cls._jitctypes_set_target(namespace["_type_"])
+        return cls
+
+    def _jitctypes_set_target(cls, target) -> None:
+        if not isinstance(getattr(target, "__ctype__", None), _rawffi.CType):
+            raise TypeError("_type_ must have storage info")
+        type.__setattr__(cls, "_type_", target)
+        type.__setattr__(cls, "_jitctypes_access_", _target_access(target))
+
+    def set_type(cls, target) -> None:
+        """Completes an incomplete pointer type (used by ``ctypes.SetPointerType``)."""
+        cls._jitctypes_set_target(target)
+
+
+class _Pointer(_rawffi._Pointer, metaclass=PyCPointerType):
+    """Pointer base class."""
+
+    __module__ = "_ctypes"
+
+
+def POINTER(target):  # noqa: N802 (stock's name)
+    """The pointer type of ``target``, created once and cached."""
+    found = _pointer_type_cache.get(target)
+    if found is not None:
+        return found
+    if isinstance(target, str):
+        result = PyCPointerType(f"LP_{target}", (_Pointer,), {})
+        _pointer_type_cache[id(result)] = result
+        return result
+    if not isinstance(target, type):
+        raise TypeError("must be a ctypes type")
+    result = PyCPointerType(f"LP_{target.__name__}", (_Pointer,), {"_type_": target})
+    _pointer_type_cache[target] = result
+    return result
+
+
+def pointer(obj):
+    """A new pointer to ``obj``."""
+    return POINTER(type(obj))(obj)

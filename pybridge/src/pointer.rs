@@ -1,0 +1,228 @@
+//! `_Pointer`: instances of `POINTER(T)`. `contents` and indexing run here; the metaclass
+//! (Python, `jitctypes._ctypes.pointer`) records the target type (`_type_`) and how its
+//! values read (`_jitctypes_access_`), and can set them late (`SetPointerType`).
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PySlice, PyTuple, PyType};
+use pyo3::{intern, PyClassInitializer};
+use rawffi::memory::{read_uint, write_uint};
+
+use crate::cdata::{at_address, class_ctype, keep_ref, CData};
+use crate::convert::{wide_str_from_ptr, KeepAlive};
+use crate::ctype::{CType, Code};
+use crate::field::{Access, Member};
+
+#[pyclass(extends = CData, subclass, module = "_ctypes", name = "_Pointer")]
+pub struct Pointer;
+
+/// What a pointer class says about its target.
+struct Target<'py> {
+    target_type: Bound<'py, PyType>,
+    target_ctype: Bound<'py, CType>,
+    access: Access,
+}
+
+impl<'py> Target<'py> {
+    fn of(pointer: &Bound<'py, Pointer>) -> PyResult<Target<'py>> {
+        let py = pointer.py();
+        let cls = pointer.get_type();
+        let target_type = cls
+            .getattr(intern!(py, "_type_"))
+            .map_err(|_| PyTypeError::new_err("Cannot create instance: has no _type_"))?
+            .downcast_into::<PyType>()?;
+        let target_ctype = class_ctype(&target_type)?;
+        let access = cls.getattr(intern!(py, "_jitctypes_access_"))?;
+        Ok(Target { target_type, target_ctype, access: Access::from_name(access.extract()?)? })
+    }
+
+    fn member(&self, index: usize) -> Member<'_, 'py> {
+        let access = match self.access {
+            Access::Chars | Access::WideChars => Access::Value,
+            other => other,
+        };
+        Member {
+            member_type: &self.target_type,
+            ctype: self.target_ctype.get(),
+            access,
+            bits: None,
+            index,
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.target_ctype.get().size
+    }
+}
+
+/// The address a pointer object holds.
+fn pointee(pointer: &Bound<'_, Pointer>) -> usize {
+    let data = pointer.as_super().borrow();
+    // SAFETY: a pointer object's memory holds one pointer.
+    unsafe { read_uint(data.address() as *const u8, 8, false) as usize }
+}
+
+fn non_null(pointer: &Bound<'_, Pointer>) -> PyResult<usize> {
+    match pointee(pointer) {
+        0 => Err(PyValueError::new_err("NULL pointer access")),
+        address => Ok(address),
+    }
+}
+
+#[pymethods]
+impl Pointer {
+    #[new]
+    #[classmethod]
+    #[pyo3(signature = (*_args, **kwargs))]
+    fn new(
+        cls: &Bound<'_, PyType>,
+        _args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyClassInitializer<Pointer>> {
+        if cls.getattr(intern!(cls.py(), "_type_")).is_err() {
+            return Err(PyTypeError::new_err("Cannot create instance: has no _type_"));
+        }
+        Ok(PyClassInitializer::from(CData::for_class(cls, kwargs)?).add_subclass(Pointer))
+    }
+
+    /// `POINTER(T)(obj)` points at `obj`.
+    #[pyo3(signature = (*args, **_kwargs))]
+    fn __init__(
+        slf: &Bound<'_, Pointer>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        match args.len() {
+            0 => Ok(()),
+            1 => Pointer::set_contents(slf, &args.get_item(0)?),
+            n => Err(PyTypeError::new_err(format!("expected at most 1 argument, got {n}"))),
+        }
+    }
+
+    /// The object pointed at, as an instance of `_type_` viewing that memory.
+    #[getter]
+    fn contents(slf: &Bound<'_, Pointer>) -> PyResult<PyObject> {
+        let target = Target::of(slf)?;
+        let address = non_null(slf)?;
+        Ok(at_address(&target.target_type, address, Some(slf.clone().into_any().unbind()), 0)?
+            .unbind())
+    }
+
+    #[setter]
+    fn set_contents(slf: &Bound<'_, Pointer>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let target = Target::of(slf)?;
+        // Stock checks the type only of non-ctypes values: any ctypes instance is accepted.
+        if !value.is_instance_of::<CData>() && !value.is_instance(&target.target_type)? {
+            return Err(PyTypeError::new_err(format!(
+                "expected {} instead of {}",
+                target.target_type.name()?,
+                value.get_type().name()?
+            )));
+        }
+        let address = value.downcast::<CData>()?.borrow().address();
+        let own = slf.as_super().borrow().address();
+        // SAFETY: a pointer object's memory holds one pointer.
+        unsafe { write_uint(own as *mut u8, 8, address as u64, false) };
+        // The pointer keeps its target alive, and what the target keeps.
+        keep_ref(slf.as_super(), 1, vec![value.clone().unbind()])?;
+        let kept = value.getattr(intern!(py, "_objects"))?;
+        let kept = if kept.is_none() { KeepAlive::new() } else { vec![kept.unbind()] };
+        keep_ref(slf.as_super(), 0, kept)
+    }
+
+    fn __bool__(slf: &Bound<'_, Pointer>) -> bool {
+        pointee(slf) != 0
+    }
+
+    fn __getitem__(slf: &Bound<'_, Pointer>, key: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        let py = slf.py();
+        let target = Target::of(slf)?;
+        let base = non_null(slf)?;
+        let element_at = |index: isize| base.wrapping_add_signed(index * target.size() as isize);
+        if let Ok(slice) = key.downcast::<PySlice>() {
+            let indices = pointer_slice(slice)?;
+            let code = target.target_ctype.get().code().map(|(code, _)| code);
+            return match (code, target.access) {
+                (Some(Code::Char), Access::Chars) => {
+                    // SAFETY: the program vouches for the memory it slices, as in C.
+                    let bytes: Vec<u8> =
+                        indices.iter().map(|&i| unsafe { *(element_at(i) as *const u8) }).collect();
+                    Ok(PyBytes::new(py, &bytes).into_any().unbind())
+                }
+                (Some(Code::WideChar), Access::WideChars) => {
+                    // SAFETY: as above.
+                    let units: Vec<u32> = indices
+                        .iter()
+                        .map(|&i| unsafe { *(element_at(i) as *const u32) })
+                        .collect();
+                    // SAFETY: `units` holds its length of readable values.
+                    unsafe { wide_str_from_ptr(py, units.as_ptr(), Some(units.len())) }
+                }
+                _ => {
+                    let items = indices
+                        .iter()
+                        .map(|&i| {
+                            target.member(i.max(0) as usize).read(slf.as_any(), element_at(i))
+                        })
+                        .collect::<PyResult<Vec<_>>>()?;
+                    Ok(PyList::new(py, items)?.into_any().unbind())
+                }
+            };
+        }
+        let index: isize =
+            key.extract().map_err(|_| PyTypeError::new_err("Pointer indices must be integer"))?;
+        target.member(index.max(0) as usize).read(slf.as_any(), element_at(index))
+    }
+
+    fn __setitem__(
+        slf: &Bound<'_, Pointer>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let target = Target::of(slf)?;
+        let base = non_null(slf)?;
+        let index: isize =
+            key.extract().map_err(|_| PyTypeError::new_err("Pointer indices must be integer"))?;
+        let address = base.wrapping_add_signed(index * target.size() as isize);
+        target.member(index.max(0) as usize).write(slf.as_super(), address, value)
+    }
+
+    fn __delitem__(&self, _key: &Bound<'_, PyAny>) -> PyResult<()> {
+        Err(PyTypeError::new_err("Pointer does not support item deletion"))
+    }
+}
+
+/// The indices of a pointer slice; a pointer has no length, so the stop is required.
+fn pointer_slice(slice: &Bound<'_, PySlice>) -> PyResult<Vec<isize>> {
+    let py = slice.py();
+    let part = |name| -> PyResult<Option<isize>> {
+        let value = slice.getattr(name)?;
+        if value.is_none() {
+            Ok(None)
+        } else {
+            Ok(Some(value.extract()?))
+        }
+    };
+    let step = part(intern!(py, "step"))?.unwrap_or(1);
+    if step == 0 {
+        return Err(PyValueError::new_err("slice step cannot be zero"));
+    }
+    let start = part(intern!(py, "start"))?;
+    let stop = part(intern!(py, "stop"))?;
+    let (start, stop) = if step > 0 {
+        let stop = stop.ok_or_else(|| PyValueError::new_err("slice stop is required"))?;
+        (start.unwrap_or(0), stop)
+    } else {
+        let start =
+            start.ok_or_else(|| PyValueError::new_err("slice start is required for step < 0"))?;
+        (start, stop.unwrap_or(-1))
+    };
+    let mut indices = Vec::new();
+    let mut index = start;
+    while (step > 0 && index < stop) || (step < 0 && index > stop) {
+        indices.push(index);
+        index += step;
+    }
+    Ok(indices)
+}
