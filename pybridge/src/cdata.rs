@@ -96,9 +96,15 @@ fn kept_object(py: Python<'_>, mut keep: KeepAlive) -> PyResult<Option<PyObject>
 /// `:`, innermost first, as stock ctypes names them), or as the root's only kept object
 /// when the root is a scalar.
 pub fn keep_ref(target: &Bound<'_, CData>, index: usize, kept: KeepAlive) -> PyResult<()> {
+    keep_ref_at(target, index as isize, kept)
+}
+
+/// `keep_ref` for any index; stock formats a negative one as a C `int` in hex
+/// (`-1` → `ffffffff`, the key `from_buffer` uses).
+fn keep_ref_at(target: &Bound<'_, CData>, index: isize, kept: KeepAlive) -> PyResult<()> {
     let py = target.py();
     let Some(kept) = kept_object(py, kept)? else { return Ok(()) };
-    let mut key = format!("{index:x}");
+    let mut key = format!("{:x}", index as i32 as u32);
     let mut root = target.clone();
     loop {
         let base = {
@@ -156,6 +162,20 @@ impl CData {
     fn objects(&self, py: Python<'_>) -> PyObject {
         self.objects.as_ref().map_or_else(|| py.None(), |objects| objects.clone_ref(py))
     }
+}
+
+/// Keeps `value` alive with `target` under `index` (ctypes' `KeepRef`), for the metaclass
+/// methods that make views of other objects' memory (`from_buffer`).
+#[pyfunction]
+pub fn keep(target: &Bound<'_, CData>, index: isize, value: PyObject) -> PyResult<()> {
+    keep_ref_at(target, index, vec![value])
+}
+
+/// The address of the memory a `memoryview` exposes (ctypes' `from_buffer` views it).
+#[pyfunction]
+pub fn buffer_address(view: &Bound<'_, pyo3::types::PyMemoryView>) -> PyResult<usize> {
+    let buffer = pyo3::buffer::PyBuffer::<u8>::get(view.as_any())?;
+    Ok(buffer.buf_ptr() as usize)
 }
 
 /// An instance of `cls` viewing `address` (ctypes' `from_address`, fields of aggregate

@@ -84,6 +84,8 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(array::set_char_array_value, module)?)?;
     module.add_function(wrap_pyfunction!(array::set_wchar_array_value, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::at_address, module)?)?;
+    module.add_function(wrap_pyfunction!(cdata::keep, module)?)?;
+    module.add_function(wrap_pyfunction!(cdata::buffer_address, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::addressof, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::byref, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::sizeof, module)?)?;

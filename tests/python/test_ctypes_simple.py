@@ -103,3 +103,46 @@ def test_from_address_and_byref_share_memory():
     with pytest.raises(TypeError):
         ours.sizeof(5)
     assert ours.sizeof(owner) == 4
+
+
+class _Library:
+    """What `in_dll` needs of a `CDLL`: its handle."""
+
+    def __init__(self, handle: int):
+        self._handle = handle
+
+
+BUFFER_SCENARIOS = {
+    "from_buffer": lambda m: simple_type(m, "i").from_buffer(bytearray(b"\x01\x02\x00\x00")).value,
+    "from_buffer offset": lambda m: (
+        simple_type(m, "h").from_buffer(bytearray(b"\0\0\7\0"), 2).value
+    ),
+    "from_buffer read-only": lambda m: simple_type(m, "i").from_buffer(b"1234"),
+    "from_buffer too small": lambda m: simple_type(m, "q").from_buffer(bytearray(4)),
+    "from_buffer negative offset": lambda m: simple_type(m, "b").from_buffer(bytearray(4), -1),
+    "from_buffer keeps the buffer": lambda m: (
+        type(simple_type(m, "i").from_buffer(bytearray(4))._objects).__name__
+    ),
+    "from_buffer_copy": lambda m: simple_type(m, "I").from_buffer_copy(b"\xff\0\0\1").value,
+    "from_buffer_copy too small": lambda m: simple_type(m, "d").from_buffer_copy(b"12", 1),
+    "in_dll missing": lambda m: simple_type(m, "i").in_dll(
+        _Library(stock.CDLL(None)._handle), "no_such_symbol_here"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUFFER_SCENARIOS))
+def test_buffers_and_symbols_match_stock(name):
+    assert outcome(lambda: BUFFER_SCENARIOS[name](ours)) == outcome(
+        lambda: BUFFER_SCENARIOS[name](stock)
+    )
+
+
+def test_from_buffer_shares_memory_and_in_dll_finds_variables():
+    data = bytearray(4)
+    view = simple_type(ours, "i").from_buffer(data)
+    view.value = 0x01020304
+    assert data == bytearray(b"\x04\x03\x02\x01")
+    handle = stock.CDLL(None)._handle
+    ours_stdout = simple_type(ours, "P").in_dll(_Library(handle), "stdout").value
+    assert ours_stdout == stock.c_void_p.in_dll(stock.CDLL(None), "stdout").value

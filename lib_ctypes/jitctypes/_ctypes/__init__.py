@@ -6,7 +6,8 @@ bit-fields as gcc lays them out, ``_pack_``, ``_anonymous_``, byte order), array
 pointers (``POINTER``, ``pointer``, incomplete types), keep-alive in ``_objects``,
 ``sizeof``, ``alignment``, ``addressof``, ``byref``.
 
-Not yet: function pointers (``CFuncPtr``), ``from_param``, ``from_buffer``, ``in_dll``,
+Also ``from_address``, ``from_buffer``, ``from_buffer_copy``, ``in_dll``. Not yet:
+function pointers (``CFuncPtr``), ``from_param``,
 pickling, the buffer protocol, ``resize``, the remaining module functions and addresses
 (``_memmove_addr``...). So the stdlib ``ctypes`` package cannot run on this module yet
 (``from _ctypes import CFuncPtr`` fails), and the loader does not exist.

@@ -19,6 +19,50 @@ class _CDataType(type):
     def from_address(cls, address):
         return _rawffi.at_address(cls, address)
 
+    def from_buffer(cls, source, offset=0):
+        """An instance viewing the writable buffer of `source` at `offset`."""
+        view = memoryview(source)
+        if view.readonly:
+            raise TypeError("underlying buffer is not writable")
+        if not view.c_contiguous:
+            raise TypeError("underlying buffer is not C contiguous")
+        view = view.cast("B")
+        address = _check_buffer(cls, view, offset)
+        instance = _rawffi.at_address(cls, address + offset)
+        _rawffi.keep(instance, -1, view)
+        return instance
+
+    def from_buffer_copy(cls, source, offset=0):
+        """A new instance holding a copy of the bytes of `source` at `offset`."""
+        view = memoryview(source)
+        if not view.c_contiguous:
+            raise TypeError("underlying buffer is not C contiguous")
+        view = view.cast("B")
+        address = _check_buffer(cls, view, offset)
+        instance = cls.__new__(cls)
+        _rawffi.memmove(_rawffi.addressof(instance), address + offset, _rawffi.sizeof(cls))
+        return instance
+
+    def in_dll(cls, library, name):
+        """The instance of this type at the symbol `name` of `library` (a `CDLL`)."""
+        try:
+            address = _rawffi.dlsym(library._handle, name)
+        except OSError as error:
+            raise ValueError(str(error)) from None
+        return _rawffi.at_address(cls, address)
+
+
+def _check_buffer(cls, view: memoryview, offset: int) -> int:
+    """The address of `view`, after stock's checks of `offset` and size."""
+    if offset < 0:
+        raise ValueError("offset cannot be negative")
+    size = _rawffi.sizeof(cls)
+    if len(view) < size + offset:
+        raise ValueError(
+            f"Buffer size too small ({len(view)} instead of at least {size + offset} bytes)"
+        )
+    return _rawffi.buffer_address(view)
+
 
 def array_type(element: type, length: int) -> type:
     """``element * length``, one class per pair as stock caches them."""
