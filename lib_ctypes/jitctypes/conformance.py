@@ -38,6 +38,7 @@ test failed (and, with ``--compare``, no outcome differs); 2 on a usage or setup
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import fnmatch
 import importlib
 import importlib.machinery
@@ -81,7 +82,7 @@ OUTCOME_SEVERITY = {
     "error": 4,
 }
 
-CHILD_EXIT_SETUP_FAILED = 3
+CHILD_EXIT_FILE_FAILED = 3
 DETAIL_LINES_KEPT = 30
 OUTPUT_LINES_SHOWN = 20
 DETAIL_LINES_SHOWN = 6
@@ -184,8 +185,10 @@ class RecordingResult(unittest.TestResult):
 
     def stopTest(self, test: unittest.TestCase) -> None:
         super().stopTest(test)
+        if self._running is None or self._relative_id(test.id()) != self._running:
+            return  # 3.12+ stops a skipped test it never started; its skip is already written
         outcome = self._running_outcome or TestOutcome("error", detail="no outcome was reported")
-        self._write_outcome(self._running or self._relative_id(test.id()), outcome)
+        self._write_outcome(self._running, outcome)
         self._running = None
         self._running_outcome = None
 
@@ -260,10 +263,15 @@ def put_on_sys_path(directory: str) -> None:
 def set_up_ctypes(config: ChildConfig, stock_origin: str | None) -> dict[str, str]:
     """Imports ctypes on the requested _ctypes; returns where each piece came from."""
     replacement = None
+    implementation_name = "CPython's _ctypes"
     if config.implementation == "jitctypes":
+        implementation_name = "jitctypes._ctypes"
         preloaded = sorted({"ctypes", "_ctypes"} & sys.modules.keys())
         if preloaded:
-            raise SetupError(f"{', '.join(preloaded)} imported before the runner could set up")
+            raise SetupError(
+                f"{' and '.join(preloaded)} imported before the runner could install "
+                "jitctypes._ctypes (by a sitecustomize or .pth file?)"
+            )
         # The jitctypes package next to this runner, even when running from a source tree.
         put_on_sys_path(config.package_root)
         try:
@@ -277,8 +285,7 @@ def set_up_ctypes(config: ChildConfig, stock_origin: str | None) -> dict[str, st
         ctypes_module = importlib.import_module("ctypes")
     except Exception as error:
         raise SetupError(
-            f"ctypes cannot be imported on {config.implementation}'s _ctypes: "
-            f"{describe_exception(error)}"
+            f"ctypes cannot be imported on {implementation_name}: {describe_exception(error)}"
         ) from error
     check_implementation(replacement, stock_origin)
     active = sys.modules["_ctypes"]
@@ -292,8 +299,11 @@ def set_up_ctypes(config: ChildConfig, stock_origin: str | None) -> dict[str, st
 
 
 def check_implementation(replacement: Any, stock_origin: str | None) -> None:
-    """Fails if jitctypes was requested but CPython's C _ctypes is (also) in use."""
+    """Fails if CPython's C _ctypes is (also) in use under jitctypes, or not in use under stock."""
     if replacement is None:
+        active_file = getattr(sys.modules.get("_ctypes"), "__file__", None)
+        if stock_origin and (active_file is None or os.path.realpath(active_file) != stock_origin):
+            raise SetupError(f"the stock run uses {sys.modules.get('_ctypes')!r}")
         return
     if sys.modules.get("_ctypes") is not replacement:
         raise SetupError(
@@ -306,8 +316,6 @@ def check_implementation(replacement: Any, stock_origin: str | None) -> None:
 
 def child_main(config_json: str) -> int:
     """Runs one test file; the parent reads the records, not the exit status, for outcomes."""
-    import faulthandler  # only the child needs it
-
     config = ChildConfig(**json.loads(config_json))
     # A segfault prints the Python stacks; a hang prints them shortly before the parent kills.
     faulthandler.enable(all_threads=True)
@@ -320,7 +328,7 @@ def child_main(config_json: str) -> int:
         except SetupError as error:
             records.write({"event": "file_error", "kind": "setup_failed", "message": str(error)})
             print(f"conformance: {error}", file=sys.stderr)
-            return CHILD_EXIT_SETUP_FAILED
+            return CHILD_EXIT_FILE_FAILED
         records.write({"event": "setup", **setup})
         replacement = sys.modules["_ctypes"] if config.implementation == "jitctypes" else None
 
@@ -350,7 +358,7 @@ def child_main(config_json: str) -> int:
                 }
             )
             traceback.print_exc()
-            return CHILD_EXIT_SETUP_FAILED
+            return CHILD_EXIT_FILE_FAILED
 
         result = RecordingResult(records, relative_id)
         result.startTestRun()
@@ -362,7 +370,7 @@ def child_main(config_json: str) -> int:
             message = f"after the tests ran: {error}"
             records.write({"event": "file_error", "kind": "setup_failed", "message": message})
             print(f"conformance: {message}", file=sys.stderr)
-            return CHILD_EXIT_SETUP_FAILED
+            return CHILD_EXIT_FILE_FAILED
         records.write({"event": "done"})
         return 0
     finally:
@@ -428,7 +436,7 @@ def locate_suite() -> SuiteLocation:
     """The ctypes test package of the running interpreter's standard library."""
     search_roots = [Path(sysconfig.get_paths()["stdlib"])]
     for package in SUITE_PACKAGES:
-        top_level, _, rest = package.partition(".")
+        top_level = package.partition(".")[0]
         spec = importlib.util.find_spec(top_level)  # a top-level lookup imports nothing
         if spec is not None and spec.submodule_search_locations:
             search_roots += [Path(entry).parent for entry in spec.submodule_search_locations]
@@ -614,7 +622,7 @@ def file_summary(run: FileRun) -> str:
     if run.counted_as_one:
         return f"{label} (counted as 1 failure: no baseline for this file)"
     lost = sum(outcome.outcome in ("crashed", "not_run") for outcome in run.tests.values())
-    return f"{label} ({lost} tests counted as failed)"
+    return f"{label} ({lost} test{'' if lost == 1 else 's'} counted as failed)"
 
 
 def run_all(files: list[str], settings: RunSettings, jobs: int) -> list[FileRun]:
@@ -658,8 +666,8 @@ def baseline_tests_by_file(baseline: dict[str, Any] | None) -> dict[str, dict[st
 
 def default_baseline_path() -> Path | None:
     """tests/conformance/baseline-X.Y.json of the project, seen from the cwd or this file."""
-    relative = Path("tests", "conformance", f"baseline-{sys.version_info[0]}.{sys.version_info[1]}")
-    relative = relative.with_suffix(".json")
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    relative = Path("tests", "conformance", f"baseline-{version}.json")
     for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
         if (root / relative).is_file():
             return root / relative
@@ -725,7 +733,8 @@ def compare_with_baseline(
             )
         )
         if lost_whole and not verbose:
-            lines.append(f"{run.file}: all {len(expected)} tests not run ({run.message})")
+            status = run.status.replace("_", " ")
+            lines.append(f"{run.file}: all {len(expected)} tests not run ({status}, see above)")
             continue
         for test_id in sorted(expected.keys() | run.tests.keys()):
             before, after = expected.get(test_id), run.tests.get(test_id)
@@ -909,7 +918,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nper-test outcomes written to {arguments.baseline_write}")
 
     totals = count(runs)
-    print(f"\n{len(files)} files in {elapsed:.1f} s")
+    print(f"\n{len(files)} file{'' if len(files) == 1 else 's'} in {elapsed:.1f} s")
     print(totals.line())
     return 0 if totals.failed == 0 and not differences else 1
 
@@ -923,4 +932,9 @@ def count_baseline(baseline: dict[str, Any]) -> Totals:
 
 
 if __name__ == "__main__":
+    script_directory = Path(__file__).parent.resolve()
+    if __spec__ is None and sys.path and Path(sys.path[0]).resolve() == script_directory:
+        # Run as a script: its directory, the package, would make jitctypes' _ctypes and
+        # _rawffi importable as top-level modules of those names.
+        del sys.path[0]
     sys.exit(main())
