@@ -6,6 +6,7 @@
 //! C caller gets a zero result, as with stock ctypes.
 
 use std::ffi::c_void;
+use std::sync::Arc;
 
 use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
@@ -34,6 +35,15 @@ struct Target {
 impl Target {
     /// Runs the callable for one C call. Never fails: errors become unraisable.
     fn invoke(&self, args: *const *const c_void, ret: *mut c_void) {
+        // SAFETY: a plain query of the interpreter's state, valid from any thread.
+        if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
+            // No interpreter (C called back after Python ended): C gets zeros.
+            if self.restype.is_some() {
+                // SAFETY: libffi's return buffer holds the return type (8 bytes at least).
+                unsafe { std::ptr::write_bytes(ret.cast::<u8>(), 0, self.ret_size) };
+            }
+            return;
+        }
         Python::with_gil(|py| {
             if self.restype.is_some() {
                 // SAFETY: libffi's return buffer holds the return type (8 bytes at least).
@@ -95,14 +105,17 @@ impl Callback {
         restype: Option<Bound<'_, CType>>,
     ) -> PyResult<Callback> {
         let signature = build_signature(&argtypes, restype.as_ref(), None)?;
-        let target = Target {
+        let target = Arc::new(Target {
             callable: callable.clone().unbind(),
             argtypes: argtypes.into_iter().map(Bound::unbind).collect(),
             restype: restype.map(Bound::unbind),
             ret_size: signature.ret_buffer_size(),
-        };
-        let handler =
-            Box::new(move |args: *const *const c_void, ret: *mut c_void| target.invoke(args, ret));
+        });
+        // The callable may drop the last reference to this callback while it runs: the
+        // handler works on its own reference to the target, never on the closure's.
+        let handler = Box::new(move |args: *const *const c_void, ret: *mut c_void| {
+            Arc::clone(&target).invoke(args, ret)
+        });
         let callback = RawCallback::new(&signature, handler).map_err(|reason| {
             pyo3::exceptions::PyTypeError::new_err(format!("cannot make this callback: {reason}"))
         })?;

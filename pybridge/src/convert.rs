@@ -7,9 +7,6 @@ use std::ffi::CStr;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
-
-/// `wchar_t` on Linux.
-type WcharT = i32;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
 use rawffi::memory::{
@@ -19,6 +16,9 @@ use rawffi::memory::{
 
 use crate::ctype::{CType, Code, Shape};
 use crate::memory::Memory;
+
+/// `wchar_t` on Linux.
+type WcharT = i32;
 
 /// Python objects that must outlive the C storage a value was written to (the bytes a
 /// `char *` points into, the buffer of a converted `wchar_t *` string, a `PyObject *`).
@@ -52,7 +52,7 @@ pub unsafe fn store(
 /// Copies a bytes-like object (or a `Memory`) of at least `size` bytes to `dst`.
 unsafe fn store_bytes(value: &Bound<'_, PyAny>, size: usize, dst: *mut u8) -> PyResult<()> {
     if let Ok(memory) = value.downcast::<Memory>() {
-        let memory = memory.borrow();
+        let memory = memory.get();
         let (source, available) = (memory.address()?, memory.len()?);
         if available < size {
             return Err(PyValueError::new_err(format!("{available} bytes given, {size} needed")));
@@ -77,11 +77,8 @@ unsafe fn store_bytes(value: &Bound<'_, PyAny>, size: usize, dst: *mut u8) -> Py
 }
 
 /// An int (or `__index__` object) reduced modulo 2**64, as ctypes' integer setters do:
-/// out-of-range values are silently truncated, floats are refused.
+/// out-of-range values are silently truncated; floats are refused by `__index__` itself.
 fn masked_integer(value: &Bound<'_, PyAny>) -> PyResult<u64> {
-    if value.is_instance_of::<pyo3::types::PyFloat>() {
-        return Err(PyTypeError::new_err("int expected instead of float"));
-    }
     // SAFETY: `value` is a valid object; the function handles any type and sets an
     // exception on failure.
     let masked = unsafe { ffi::PyLong_AsUnsignedLongLongMask(value.as_ptr()) };
@@ -104,10 +101,14 @@ fn float_value(value: &Bound<'_, PyAny>) -> PyResult<f64> {
     Ok(number)
 }
 
-/// An address from an int, or the address of a `Memory`.
-fn address_value(value: &Bound<'_, PyAny>) -> Option<PyResult<u64>> {
+/// An address from an int, or the address of a `Memory`, pinned (not freeable) as long as
+/// `keep` lives.
+fn address_value(value: &Bound<'_, PyAny>, keep: &mut KeepAlive) -> Option<PyResult<u64>> {
     if let Ok(memory) = value.downcast::<Memory>() {
-        return Some(memory.borrow().address().map(|address| address as u64));
+        return Some(Memory::pin(memory).map(|(address, pin)| {
+            keep.push(pin.into_any().unbind());
+            address as u64
+        }));
     }
     if value.is_instance_of::<pyo3::types::PyInt>() {
         return Some(masked_integer(value));
@@ -146,7 +147,7 @@ unsafe fn store_scalar(
             } else if let Ok(bytes) = value.downcast::<PyBytes>() {
                 keep.push(bytes.clone().into_any().unbind());
                 bytes.as_bytes().as_ptr() as u64
-            } else if let Some(address) = address_value(value) {
+            } else if let Some(address) = address_value(value, keep) {
                 address?
             } else {
                 return Err(PyTypeError::new_err(format!(
@@ -160,10 +161,10 @@ unsafe fn store_scalar(
                 0
             } else if let Ok(text) = value.downcast::<PyString>() {
                 let buffer = wide_string(text)?;
-                let address = buffer.borrow().address()? as u64;
+                let address = buffer.get().address()? as u64;
                 keep.push(buffer.into_any().unbind());
                 address
-            } else if let Some(address) = address_value(value) {
+            } else if let Some(address) = address_value(value, keep) {
                 address?
             } else {
                 return Err(PyTypeError::new_err(format!(
@@ -175,7 +176,7 @@ unsafe fn store_scalar(
         Code::VoidPointer => {
             if value.is_none() {
                 0
-            } else if let Some(address) = address_value(value) {
+            } else if let Some(address) = address_value(value, keep) {
                 address?
             } else {
                 return Err(PyTypeError::new_err("cannot be converted to pointer"));
@@ -282,10 +283,9 @@ fn scalar_from_bits(py: Python<'_>, code: Code, bits: u64) -> PyResult<PyObject>
         Code::Char => PyBytes::new(py, &[bits as u8]).into_any().unbind(),
         Code::WideChar => {
             let unit = bits as u32;
-            let character = char::from_u32(unit).ok_or_else(|| {
-                PyValueError::new_err(format!("character U+{unit:x} is not in range"))
-            })?;
-            character.into_pyobject(py)?.into_any().unbind()
+            // CPython's own conversion: lone surrogates are valid str, out of range is not.
+            // SAFETY: one readable `wchar_t`.
+            unsafe { wide_str_from_ptr(py, &unit, Some(1))? }
         }
         _ if code.is_integer() && code.is_signed() => {
             sign_extend(bits, 8 * size as u32).into_pyobject(py)?.into_any().unbind()

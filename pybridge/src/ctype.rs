@@ -125,8 +125,25 @@ impl Code {
     pub fn is_signed(self) -> bool {
         matches!(
             self,
-            Code::Char | Code::Byte | Code::Short | Code::Int | Code::Long | Code::LongLong
-        ) || self == Code::WideChar
+            Code::Char
+                | Code::Byte
+                | Code::Short
+                | Code::Int
+                | Code::Long
+                | Code::LongLong
+                | Code::WideChar
+        )
+    }
+
+    /// True for the codes a bit-field may have: the integers and bool.
+    pub fn holds_bits(self) -> bool {
+        self.is_integer() || self == Code::Bool
+    }
+
+    /// True for the codes with a byte-swapped variant (stock's `__ctype_be__` types; one
+    /// byte swapped is itself).
+    pub fn can_swap(self) -> bool {
+        self.is_integer() || matches!(self, Code::Char | Code::Float | Code::Double)
     }
 }
 
@@ -179,8 +196,14 @@ impl CType {
     #[staticmethod]
     #[pyo3(signature = (code, swapped = false))]
     fn scalar(code: &str, swapped: bool) -> PyResult<CType> {
+        let letter = code;
         let code = Code::from_letter(code)
             .ok_or_else(|| PyValueError::new_err(format!("unknown type code {code:?}")))?;
+        if swapped && !code.can_swap() {
+            return Err(PyValueError::new_err(format!(
+                "type code {letter:?} has no byte-swapped form"
+            )));
+        }
         let jit = code.jit_type();
         Ok(CType::new(Shape::Scalar { code, swapped }, jit.clone(), jit.size(), jit.align()))
     }

@@ -287,15 +287,18 @@ impl CField {
     }
 }
 
-fn set_bitfield(
+/// Writes `value` into the bit-field `bits` of the `window`-byte integer at `address`;
+/// `ctype` must be an integer or bool type (checked: anything wider than 8 bytes or
+/// pointer-like would not fit the scratch value).
+pub fn set_bitfield(
     value: &Bound<'_, PyAny>,
     ctype: &CType,
     address: usize,
     bits: &BitField,
     window: usize,
 ) -> PyResult<()> {
-    let Some((code, swapped)) = ctype.code() else {
-        return Err(PyTypeError::new_err("bit-field of a non-integer type"));
+    let Some((code, swapped)) = ctype.code().filter(|(code, _)| code.holds_bits()) else {
+        return Err(PyTypeError::new_err("bit-fields need an integer or bool type"));
     };
     let native = CType::new(
         Shape::Scalar { code, swapped: false },

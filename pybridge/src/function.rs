@@ -14,7 +14,7 @@ use pyo3::types::PyTuple;
 use rawffi::call::{CallOptions, ForeignFunction};
 
 use crate::convert::{load, store, KeepAlive};
-use crate::ctype::{CType, Shape};
+use crate::ctype::{CType, Code, Shape};
 use crate::errors::{call_error, signature_error};
 
 /// 16-byte-aligned argument storage, enough for any scalar and `long double`.
@@ -59,6 +59,24 @@ pub fn build_signature(
         None => Signature::new(ret, args),
     };
     signature.map_err(signature_error)
+}
+
+/// The Python value of a call's result. A `PyObject *` result is a new reference that the
+/// caller owns (the C API's convention), so it is taken over, not borrowed.
+fn result_value(py: Python<'_>, restype: &CType, ret: &[Slot]) -> PyResult<PyObject> {
+    if let Some((Code::PyObject, _)) = restype.code() {
+        // SAFETY: the return buffer holds one pointer.
+        let object = unsafe { *(ret.as_ptr() as *const *mut pyo3::ffi::PyObject) };
+        if object.is_null() {
+            return Err(
+                PyErr::take(py).unwrap_or_else(|| PyValueError::new_err("PyObject is NULL"))
+            );
+        }
+        // SAFETY: a non-null `PyObject *` result is a new reference handed to us.
+        return Ok(unsafe { PyObject::from_owned_ptr(py, object) });
+    }
+    // SAFETY: the return buffer holds a value of the result type.
+    unsafe { load(py, restype, ret.as_ptr().cast()) }
 }
 
 /// A callable foreign function.
@@ -171,20 +189,27 @@ impl FuncPtr {
             args: pointers.as_ptr(),
             ret: ret.as_mut_ptr().cast(),
         };
-        // SAFETY: the signature was built from these CTypes; every argument was stored in
-        // storage of its size and `ret` holds `ret_buffer_size` bytes. The address is the
-        // user's promise, as in ctypes.
         if self.release_gil {
+            // SAFETY: the signature was built from these CTypes; every argument was stored
+            // in storage of its size and `ret` holds `ret_buffer_size` bytes. The address is
+            // the user's promise, as in ctypes.
             py.allow_threads(|| unsafe { frame.run() });
         } else {
+            // SAFETY: as above.
             unsafe { frame.run() };
+            // A function called with the GIL held (PyDLL) may report a Python error.
+            if let Some(error) = PyErr::take(py) {
+                return Err(error);
+            }
         }
-        drop(keep);
-        match &self.restype {
-            // SAFETY: the return buffer holds a value of the result type.
-            Some(restype) => unsafe { load(py, restype.get(), ret.as_ptr().cast()) },
+        // Arguments stay alive until the result is read: a `char *` result may point into
+        // one of them.
+        let result = match &self.restype {
+            Some(restype) => result_value(py, restype.get(), &ret),
             None => Ok(py.None()),
-        }
+        };
+        drop(keep);
+        result
     }
 
     fn __repr__(&self) -> String {

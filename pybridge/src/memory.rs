@@ -1,38 +1,74 @@
 //! Raw C memory for Python: `Memory` (an owned buffer outside the Python heap) and typed
 //! reads and writes at any address.
 
-use pyo3::exceptions::{PyMemoryError, PyValueError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use rawffi::layout::{read_bitfield, write_bitfield, BitField};
-use rawffi::memory::{read_uint, write_uint, RawBuffer};
+use rawffi::layout::{read_bitfield, BitField};
+use rawffi::memory::{read_uint, RawBuffer};
 
 use crate::convert::{load, store, wide_str_from_ptr, KeepAlive};
 use crate::ctype::{CType, Code, Shape};
+use crate::field::set_bitfield;
 
 /// Zero-filled C memory owned by this object, freed by `free()` or when the object dies.
-/// After `free()` every use raises `ValueError`.
-#[pyclass(module = "jitctypes._rawffi")]
+/// After `free()` every use raises `ValueError`. While C may be using it — passed as a
+/// pointer to a running call, or stored as a pointer by `write` whose keep-alive object
+/// still exists — it is *pinned*, and `free()` raises `ValueError` instead of freeing.
+#[pyclass(frozen, module = "jitctypes._rawffi")]
 pub struct Memory {
-    buffer: Option<RawBuffer>,
+    buffer: Mutex<Option<RawBuffer>>,
+    pins: AtomicUsize,
+}
+
+/// Keeps a `Memory` from being freed while it exists (see `Memory::pin`).
+#[pyclass(frozen, module = "jitctypes._rawffi")]
+pub struct MemoryPin {
+    memory: Py<Memory>,
+}
+
+impl Drop for MemoryPin {
+    fn drop(&mut self) {
+        // `Py::get` on a frozen, `Sync` class needs no GIL.
+        self.memory.get().pins.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Memory {
     pub fn allocate(size: usize, align: usize) -> PyResult<Memory> {
+        if !align.is_power_of_two() {
+            return Err(PyValueError::new_err(format!("alignment {align} is not a power of two")));
+        }
         let buffer = RawBuffer::new(size, align).map_err(PyMemoryError::new_err)?;
-        Ok(Memory { buffer: Some(buffer) })
+        Ok(Memory { buffer: Mutex::new(Some(buffer)), pins: AtomicUsize::new(0) })
     }
 
-    fn buffer(&self) -> PyResult<&RawBuffer> {
-        self.buffer.as_ref().ok_or_else(|| PyValueError::new_err("memory was freed"))
+    /// `(address, size)` of the live buffer.
+    fn span(&self) -> PyResult<(usize, usize)> {
+        let buffer = self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match buffer.as_ref() {
+            Some(buffer) => Ok((buffer.as_ptr() as usize, buffer.size())),
+            None => Err(PyValueError::new_err("memory was freed")),
+        }
     }
 
     pub fn address(&self) -> PyResult<usize> {
-        Ok(self.buffer()?.as_ptr() as usize)
+        Ok(self.span()?.0)
     }
 
     pub fn len(&self) -> PyResult<usize> {
-        Ok(self.buffer()?.size())
+        Ok(self.span()?.1)
+    }
+
+    /// The address, and a pin that keeps the memory from being freed until it is dropped.
+    pub fn pin<'py>(memory: &Bound<'py, Memory>) -> PyResult<(usize, Bound<'py, MemoryPin>)> {
+        let inner = memory.get();
+        inner.pins.fetch_add(1, Ordering::AcqRel);
+        let pin = Bound::new(memory.py(), MemoryPin { memory: memory.clone().unbind() })?;
+        Ok((inner.address()?, pin))
     }
 }
 
@@ -58,21 +94,30 @@ impl Memory {
         self.len()
     }
 
-    /// Frees the memory now. Idempotent.
-    fn free(&mut self) {
-        self.buffer = None;
+    /// Frees the memory now. Idempotent; `ValueError` while the memory is pinned.
+    fn free(&self) -> PyResult<()> {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.pins.load(Ordering::Acquire) > 0 {
+            return Err(PyValueError::new_err("memory is in use by C"));
+        }
+        *buffer = None;
+        Ok(())
     }
 
     fn tobytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(PyBytes::new(py, self.buffer()?.as_slice()))
+        let (address, size) = self.span()?;
+        // Copied through a raw pointer: C may write this memory at any time.
+        let mut copy = vec![0u8; size];
+        // SAFETY: the buffer holds `size` bytes and is not freed while we hold the GIL
+        // (`free` needs it).
+        unsafe { std::ptr::copy(address as *const u8, copy.as_mut_ptr(), size) };
+        Ok(PyBytes::new(py, &copy))
     }
 
     fn __repr__(&self) -> String {
-        match &self.buffer {
-            Some(buffer) => {
-                format!("<Memory {} bytes at {:#x}>", buffer.size(), buffer.as_ptr() as usize)
-            }
-            None => "<Memory freed>".into(),
+        match self.span() {
+            Ok((address, size)) => format!("<Memory {size} bytes at {address:#x}>"),
+            Err(_) => "<Memory freed>".into(),
         }
     }
 }
@@ -90,8 +135,8 @@ type BitSpec = (u32, u32, usize);
 
 fn bitfield_of(ctype: &CType, bits: Option<BitSpec>) -> PyResult<Option<(BitField, usize)>> {
     let Some((shift, width, window)) = bits else { return Ok(None) };
-    let Some((code, _)) = ctype.code() else {
-        return Err(PyValueError::new_err("bit-fields need an integer type"));
+    let Some((code, _)) = ctype.code().filter(|(code, _)| code.holds_bits()) else {
+        return Err(PyTypeError::new_err("bit-fields need an integer or bool type"));
     };
     let fits = (1..=8).contains(&window)
         && shift.checked_add(width).is_some_and(|end| end <= 8 * window as u32);
@@ -142,23 +187,7 @@ pub fn write(
     let ctype = ctype.get();
     let target = non_null(address)?;
     if let Some((bitfield, window_size)) = bitfield_of(ctype, bits)? {
-        let swapped = matches!(ctype.shape, Shape::Scalar { swapped: true, .. });
-        let scalar = CType::new(
-            Shape::Scalar { code: ctype.code().expect("checked").0, swapped: false },
-            ctype.jit.clone(),
-            ctype.size,
-            ctype.align,
-        );
-        let mut scratch = [0u8; 8];
-        let mut keep = KeepAlive::new();
-        // SAFETY: `scratch` holds 8 bytes, enough for any integer scalar.
-        unsafe { store(value, &scalar, scratch.as_mut_ptr(), &mut keep)? };
-        let new_bits = u64::from_le_bytes(scratch);
-        // SAFETY: the caller vouches for the address.
-        unsafe {
-            let window = read_uint(target, window_size, swapped);
-            write_uint(target, window_size, write_bitfield(window, &bitfield, new_bits), swapped);
-        }
+        set_bitfield(value, ctype, target as usize, &bitfield, window_size)?;
         return Ok(py.None());
     }
     let mut keep = KeepAlive::new();
@@ -189,8 +218,9 @@ pub fn memset(dst: usize, byte: i32, count: usize) -> PyResult<()> {
     if count == 0 {
         return Ok(());
     }
+    let dst = non_null(dst)?;
     // SAFETY: the caller vouches for the range, as with C's memset.
-    unsafe { std::ptr::write_bytes(non_null(dst)?, byte as u8, count) };
+    unsafe { std::ptr::write_bytes(dst, byte as u8, count) };
     Ok(())
 }
 
@@ -203,6 +233,9 @@ pub fn string_at<'py>(
     size: isize,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let source = non_null(address)?;
+    if size < -1 {
+        return Err(PyValueError::new_err("negative size (only -1 means up to NUL)"));
+    }
     // SAFETY: the caller vouches for the string (as with ctypes' `string_at`).
     let bytes = unsafe {
         if size < 0 {
@@ -219,6 +252,9 @@ pub fn string_at<'py>(
 #[pyo3(signature = (address, size = -1))]
 pub fn wstring_at(py: Python<'_>, address: usize, size: isize) -> PyResult<PyObject> {
     let source = non_null(address)? as *const u32;
+    if size < -1 {
+        return Err(PyValueError::new_err("negative size (only -1 means up to NUL)"));
+    }
     let len = (size >= 0).then_some(size as usize);
     // SAFETY: the caller vouches for the string.
     unsafe { wide_str_from_ptr(py, source, len) }

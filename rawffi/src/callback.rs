@@ -73,7 +73,7 @@ impl Callback {
         self.code
     }
 
-    /// The signature the callback was made for.
+    /// Bytes of the return buffer the handler fills.
     pub fn ret_size(&self) -> usize {
         self.state.ret_size
     }
@@ -96,11 +96,14 @@ unsafe extern "C" fn run_handler(
     // SAFETY: `user_data` is the `ClosureState` boxed by `Callback::new`, alive while the
     // closure exists.
     let state = unsafe { &*(user_data as *const ClosureState) };
+    // Read before the handler runs: the handler may free this callback (its last owner
+    // can go away while it runs), after which `state` must not be touched.
+    let ret_size = state.ret_size;
     let outcome = catch_unwind(AssertUnwindSafe(|| (state.handler)(args as *const _, ret)));
     if outcome.is_err() {
         // SAFETY: libffi's return buffer holds at least the return type's size (and 8
         // bytes for scalars).
-        unsafe { std::ptr::write_bytes(ret.cast::<u8>(), 0, state.ret_size) };
+        unsafe { std::ptr::write_bytes(ret.cast::<u8>(), 0, ret_size) };
     }
 }
 

@@ -66,12 +66,13 @@ impl Drop for RawBuffer {
 /// # Safety
 /// `address` must be readable for `size` bytes.
 pub unsafe fn read_uint(address: *const u8, size: usize, swapped: bool) -> u64 {
+    let size = size.clamp(1, 8);
     let mut bytes = [0u8; 8];
-    // SAFETY: caller's contract; `size <= 8` is asserted by the match below.
-    unsafe { std::ptr::copy_nonoverlapping(address, bytes.as_mut_ptr(), size.min(8)) };
+    // SAFETY: caller's contract (`size` readable bytes); at most 8 are copied.
+    unsafe { std::ptr::copy_nonoverlapping(address, bytes.as_mut_ptr(), size) };
     let value = u64::from_le_bytes(bytes);
     if swapped {
-        value.swap_bytes() >> (64 - 8 * size.clamp(1, 8))
+        value.swap_bytes() >> (64 - 8 * size)
     } else {
         value
     }
@@ -178,6 +179,10 @@ pub fn f80_to_f64(bytes: [u8; 10]) -> f64 {
     if exponent == 0x7fff {
         let fraction = mantissa << 1;
         return signed(if fraction == 0 { f64::INFINITY } else { f64::NAN });
+    }
+    if exponent != 0 && mantissa >> 63 == 0 {
+        // An unnormal (exponent set, integer bit clear): the FPU loads it as a NaN.
+        return f64::NAN;
     }
     if mantissa == 0 {
         return signed(0.0);

@@ -98,3 +98,61 @@ def test_short_buffer_for_a_struct_by_value(jittest):
         by_value(b"12345678")
     with pytest.raises(TypeError):
         by_value(12)
+
+
+def test_bitfields_only_on_integer_types():
+    memory = Memory(16)
+    for code in "gdzOcu":
+        with pytest.raises(TypeError, match="integer or bool"):
+            write(memory.address, CType.scalar(code), 1, (0, 8, 8))
+        with pytest.raises(TypeError, match="integer or bool"):
+            read(memory.address, CType.scalar(code), (0, 8, 8))
+
+
+def test_byte_swapped_only_where_stock_has_it():
+    for code in "zZPOg?u":
+        with pytest.raises(ValueError, match="no byte-swapped form"):
+            CType.scalar(code, True)
+
+
+def test_memory_in_use_by_c_cannot_be_freed():
+    memory, slot = Memory(16), Memory(8)
+    keep = write(slot.address, CType.scalar("P"), memory)
+    with pytest.raises(ValueError, match="in use"):
+        memory.free()
+    del keep
+    memory.free()
+    with pytest.raises(ValueError, match="freed"):
+        write(slot.address, CType.scalar("P"), memory)
+
+
+def test_a_string_result_pointing_into_an_argument_is_read_before_it_dies():
+    wcschr = FuncPtr(Library(None).symbol("wcschr"), [CType.scalar("Z"), i32], CType.scalar("Z"))
+    assert wcschr("a" * 300_000 + "xyz", ord("x")) == "xyz"
+
+
+def test_python_api_results_and_errors_with_the_gil_kept():
+    import sys
+
+    api = Library(None)
+    new_list = FuncPtr(
+        api.symbol("PyList_New"), [CType.scalar("l")], CType.scalar("O"), release_gil=False
+    )
+    result = new_list(0)
+    assert result == [] and sys.getrefcount(result) == 2  # the new reference is taken over
+    as_long = FuncPtr(
+        api.symbol("PyLong_AsLong"), [CType.scalar("O")], CType.scalar("l"), release_gil=False
+    )
+    assert as_long(42) == 42
+    with pytest.raises(TypeError):
+        as_long(None)
+
+
+def test_bad_memory_requests():
+    with pytest.raises(ValueError, match="power of two"):
+        Memory(8, 3)
+    memory = Memory(8)
+    with pytest.raises(ValueError, match="negative size"):
+        _rawffi.string_at(memory.address, -2)
+    write(memory.address, i32, 0xD800)
+    assert read(memory.address, CType.scalar("u")) == "\ud800"
