@@ -4,57 +4,39 @@
 
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PySlice, PyString, PyTuple, PyType};
-use pyo3::{intern, PyClassInitializer};
+use pyo3::types::{PyBytes, PyDict, PySlice, PyString, PyTuple, PyType};
+use pyo3::PyClassInitializer;
 
 use crate::cdata::{class_ctype, CData};
 use crate::convert::wide_str_from_ptr;
-use crate::ctype::{CType, Code, Shape};
-use crate::field::{Access, Member};
+use crate::ctype::Shape;
+use crate::field::{self, Member};
 
 #[pyclass(extends = CData, subclass, module = "_ctypes", name = "Array")]
 pub struct Array;
 
-/// What an array class says about its elements.
+/// An array's elements and its length.
 struct Elements<'py> {
-    element_type: Bound<'py, PyType>,
-    element_ctype: Bound<'py, CType>,
-    access: Access,
+    elements: field::Elements<'py>,
     len: usize,
 }
 
 impl<'py> Elements<'py> {
     fn of(array: &Bound<'py, Array>) -> PyResult<Elements<'py>> {
-        let py = array.py();
         let cls = array.get_type();
         let ctype = class_ctype(&cls)?;
-        let Shape::Array { element, len } = &ctype.get().shape else {
+        let Shape::Array { len, .. } = &ctype.get().shape else {
             return Err(PyTypeError::new_err("not an array type"));
         };
-        let element_ctype = element.bind(py).clone();
-        let element_type = cls.getattr(intern!(py, "_type_"))?.downcast_into::<PyType>()?;
-        let access = cls.getattr(intern!(py, "_jitctypes_access_"))?;
-        let access = Access::from_name(access.extract::<&str>()?)?;
-        Ok(Elements { element_type, element_ctype, access, len: *len })
+        Ok(Elements { elements: field::Elements::of_class(&cls)?, len: *len })
     }
 
     fn member(&self, index: usize) -> Member<'_, 'py> {
-        // Element reads follow field rules, except that char arrays hand out single chars.
-        let access = match self.access {
-            Access::Chars | Access::WideChars => Access::Value,
-            other => other,
-        };
-        Member {
-            member_type: &self.element_type,
-            ctype: self.element_ctype.get(),
-            access,
-            bits: None,
-            index,
-        }
+        self.elements.member(index)
     }
 
     fn address_of(&self, array: &Bound<'py, Array>, index: usize) -> usize {
-        array.as_super().borrow().address() + index * self.element_ctype.get().size
+        array.as_super().borrow().address() + index * self.elements.size()
     }
 
     /// An index in range, counting negative indices from the end (`IndexError` otherwise).
@@ -71,10 +53,6 @@ impl<'py> Elements<'py> {
         Ok((0..range.slicelength)
             .map(|k| (range.start + k as isize * range.step) as usize)
             .collect())
-    }
-
-    fn element_code(&self) -> Option<Code> {
-        self.element_ctype.get().code().map(|(code, _)| code)
     }
 }
 
@@ -115,40 +93,11 @@ impl Array {
     }
 
     fn __getitem__(slf: &Bound<'_, Array>, key: &Bound<'_, PyAny>) -> PyResult<PyObject> {
-        let py = slf.py();
         let elements = Elements::of(slf)?;
         if let Ok(slice) = key.downcast::<PySlice>() {
             let indices = elements.slice_indices(slice)?;
-            return match elements.element_code() {
-                Some(Code::Char) if elements.access == Access::Chars => {
-                    let bytes: Vec<u8> = indices
-                        .iter()
-                        // SAFETY: each index is inside the array's memory.
-                        .map(|&index| unsafe { *(elements.address_of(slf, index) as *const u8) })
-                        .collect();
-                    Ok(PyBytes::new(py, &bytes).into_any().unbind())
-                }
-                Some(Code::WideChar) if elements.access == Access::WideChars => {
-                    let units: Vec<u32> = indices
-                        .iter()
-                        // SAFETY: each index is inside the array's memory.
-                        .map(|&index| unsafe { *(elements.address_of(slf, index) as *const u32) })
-                        .collect();
-                    // SAFETY: `units` holds `units.len()` readable values.
-                    unsafe { wide_str_from_ptr(py, units.as_ptr(), Some(units.len())) }
-                }
-                _ => {
-                    let items = indices
-                        .iter()
-                        .map(|&index| {
-                            elements
-                                .member(index)
-                                .read(slf.as_any(), elements.address_of(slf, index))
-                        })
-                        .collect::<PyResult<Vec<_>>>()?;
-                    Ok(PyList::new(py, items)?.into_any().unbind())
-                }
-            };
+            let items = indices.into_iter().map(|index| (index, elements.address_of(slf, index)));
+            return elements.elements.read_slice(slf.as_any(), items);
         }
         let index = elements.checked(
             key.extract::<isize>().map_err(|_| PyTypeError::new_err("indices must be integers"))?,

@@ -173,6 +173,78 @@ impl Member<'_, '_> {
     }
 }
 
+/// The elements an array holds or a pointer points at: their class, C type and access,
+/// as the metaclass recorded them on the array or pointer class.
+pub struct Elements<'py> {
+    pub element_type: Bound<'py, PyType>,
+    pub element_ctype: Bound<'py, CType>,
+    access: Access,
+}
+
+impl<'py> Elements<'py> {
+    /// Reads `_type_` and `_jitctypes_access_` of an array or pointer class.
+    pub fn of_class(cls: &Bound<'py, PyType>) -> PyResult<Elements<'py>> {
+        let py = cls.py();
+        let element_type = cls
+            .getattr(intern!(py, "_type_"))
+            .map_err(|_| PyTypeError::new_err("Cannot create instance: has no _type_"))?
+            .downcast_into::<PyType>()?;
+        let element_ctype = crate::cdata::class_ctype(&element_type)?;
+        let access = cls.getattr(intern!(py, "_jitctypes_access_"))?;
+        Ok(Elements { element_type, element_ctype, access: Access::from_name(access.extract()?)? })
+    }
+
+    pub fn size(&self) -> usize {
+        self.element_ctype.get().size
+    }
+
+    /// Element `index`: read and written with field rules, except that char and wchar
+    /// elements come out one character at a time.
+    pub fn member(&self, index: usize) -> Member<'_, 'py> {
+        let access = match self.access {
+            Access::Chars | Access::WideChars => Access::Value,
+            other => other,
+        };
+        Member {
+            member_type: &self.element_type,
+            ctype: self.element_ctype.get(),
+            access,
+            bits: None,
+            index,
+        }
+    }
+
+    /// A slice: bytes for chars, str for wide chars, else a list of elements; `items` are
+    /// `(index, address)` pairs.
+    pub fn read_slice(
+        &self,
+        parent: &Bound<'py, PyAny>,
+        items: impl Iterator<Item = (usize, usize)>,
+    ) -> PyResult<PyObject> {
+        let py = parent.py();
+        match self.access {
+            Access::Chars => {
+                // SAFETY: each address is an element of the parent's memory (or, for a
+                // pointer, memory the program vouches for, as in C).
+                let bytes: Vec<u8> = items.map(|(_, at)| unsafe { *(at as *const u8) }).collect();
+                Ok(PyBytes::new(py, &bytes).into_any().unbind())
+            }
+            Access::WideChars => {
+                // SAFETY: as above.
+                let units: Vec<u32> = items.map(|(_, at)| unsafe { *(at as *const u32) }).collect();
+                // SAFETY: `units` holds its length of readable values.
+                unsafe { wide_str_from_ptr(py, units.as_ptr(), Some(units.len())) }
+            }
+            _ => {
+                let values = items
+                    .map(|(index, at)| self.member(index).read(parent, at))
+                    .collect::<PyResult<Vec<_>>>()?;
+                Ok(pyo3::types::PyList::new(py, values)?.into_any().unbind())
+            }
+        }
+    }
+}
+
 impl CField {
     fn member<'a, 'py>(&'a self, py: Python<'py>) -> Member<'a, 'py> {
         Member {

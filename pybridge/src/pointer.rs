@@ -4,56 +4,16 @@
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PySlice, PyTuple, PyType};
+use pyo3::types::{PyDict, PySlice, PyTuple, PyType};
 use pyo3::{intern, PyClassInitializer};
 use rawffi::memory::{read_uint, write_uint};
 
-use crate::cdata::{at_address, class_ctype, keep_ref, CData};
-use crate::convert::{wide_str_from_ptr, KeepAlive};
-use crate::ctype::{CType, Code};
-use crate::field::{Access, Member};
+use crate::cdata::{at_address, keep_ref, CData};
+use crate::convert::KeepAlive;
+use crate::field::Elements;
 
 #[pyclass(extends = CData, subclass, module = "_ctypes", name = "_Pointer")]
 pub struct Pointer;
-
-/// What a pointer class says about its target.
-struct Target<'py> {
-    target_type: Bound<'py, PyType>,
-    target_ctype: Bound<'py, CType>,
-    access: Access,
-}
-
-impl<'py> Target<'py> {
-    fn of(pointer: &Bound<'py, Pointer>) -> PyResult<Target<'py>> {
-        let py = pointer.py();
-        let cls = pointer.get_type();
-        let target_type = cls
-            .getattr(intern!(py, "_type_"))
-            .map_err(|_| PyTypeError::new_err("Cannot create instance: has no _type_"))?
-            .downcast_into::<PyType>()?;
-        let target_ctype = class_ctype(&target_type)?;
-        let access = cls.getattr(intern!(py, "_jitctypes_access_"))?;
-        Ok(Target { target_type, target_ctype, access: Access::from_name(access.extract()?)? })
-    }
-
-    fn member(&self, index: usize) -> Member<'_, 'py> {
-        let access = match self.access {
-            Access::Chars | Access::WideChars => Access::Value,
-            other => other,
-        };
-        Member {
-            member_type: &self.target_type,
-            ctype: self.target_ctype.get(),
-            access,
-            bits: None,
-            index,
-        }
-    }
-
-    fn size(&self) -> usize {
-        self.target_ctype.get().size
-    }
-}
 
 /// The address a pointer object holds.
 fn pointee(pointer: &Bound<'_, Pointer>) -> usize {
@@ -102,21 +62,21 @@ impl Pointer {
     /// The object pointed at, as an instance of `_type_` viewing that memory.
     #[getter]
     fn contents(slf: &Bound<'_, Pointer>) -> PyResult<PyObject> {
-        let target = Target::of(slf)?;
+        let target = Elements::of_class(&slf.get_type())?;
         let address = non_null(slf)?;
-        Ok(at_address(&target.target_type, address, Some(slf.clone().into_any().unbind()), 0)?
+        Ok(at_address(&target.element_type, address, Some(slf.clone().into_any().unbind()), 0)?
             .unbind())
     }
 
     #[setter]
     fn set_contents(slf: &Bound<'_, Pointer>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
-        let target = Target::of(slf)?;
+        let target = Elements::of_class(&slf.get_type())?;
         // Stock checks the type only of non-ctypes values: any ctypes instance is accepted.
-        if !value.is_instance_of::<CData>() && !value.is_instance(&target.target_type)? {
+        if !value.is_instance_of::<CData>() && !value.is_instance(&target.element_type)? {
             return Err(PyTypeError::new_err(format!(
                 "expected {} instead of {}",
-                target.target_type.name()?,
+                target.element_type.name()?,
                 value.get_type().name()?
             )));
         }
@@ -136,39 +96,13 @@ impl Pointer {
     }
 
     fn __getitem__(slf: &Bound<'_, Pointer>, key: &Bound<'_, PyAny>) -> PyResult<PyObject> {
-        let py = slf.py();
-        let target = Target::of(slf)?;
+        let target = Elements::of_class(&slf.get_type())?;
         let base = non_null(slf)?;
         let element_at = |index: isize| base.wrapping_add_signed(index * target.size() as isize);
         if let Ok(slice) = key.downcast::<PySlice>() {
             let indices = pointer_slice(slice)?;
-            let code = target.target_ctype.get().code().map(|(code, _)| code);
-            return match (code, target.access) {
-                (Some(Code::Char), Access::Chars) => {
-                    // SAFETY: the program vouches for the memory it slices, as in C.
-                    let bytes: Vec<u8> =
-                        indices.iter().map(|&i| unsafe { *(element_at(i) as *const u8) }).collect();
-                    Ok(PyBytes::new(py, &bytes).into_any().unbind())
-                }
-                (Some(Code::WideChar), Access::WideChars) => {
-                    // SAFETY: as above.
-                    let units: Vec<u32> = indices
-                        .iter()
-                        .map(|&i| unsafe { *(element_at(i) as *const u32) })
-                        .collect();
-                    // SAFETY: `units` holds its length of readable values.
-                    unsafe { wide_str_from_ptr(py, units.as_ptr(), Some(units.len())) }
-                }
-                _ => {
-                    let items = indices
-                        .iter()
-                        .map(|&i| {
-                            target.member(i.max(0) as usize).read(slf.as_any(), element_at(i))
-                        })
-                        .collect::<PyResult<Vec<_>>>()?;
-                    Ok(PyList::new(py, items)?.into_any().unbind())
-                }
-            };
+            let items = indices.into_iter().map(|i| (i.max(0) as usize, element_at(i)));
+            return target.read_slice(slf.as_any(), items);
         }
         let index: isize =
             key.extract().map_err(|_| PyTypeError::new_err("Pointer indices must be integer"))?;
@@ -180,7 +114,7 @@ impl Pointer {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let target = Target::of(slf)?;
+        let target = Elements::of_class(&slf.get_type())?;
         let base = non_null(slf)?;
         let index: isize =
             key.extract().map_err(|_| PyTypeError::new_err("Pointer indices must be integer"))?;

@@ -6,22 +6,8 @@ import ctypes as stock
 
 import pytest
 from jitctypes import _ctypes as ours
-
-
-def simple(module, code: str) -> type:
-    return type(f"t_{code}", (module._SimpleCData,), {"_type_": code})
-
-
-def both(action):
-    """`action(module)` for stock and for jitctypes: values or (exception class, message)."""
-    results = []
-    for module in (stock, ours):
-        try:
-            results.append(("ok", action(module)))
-        except Exception as error:  # comparing exceptions is the point
-            results.append((type(error).__name__, str(error)))
-    return results
-
+from oracle import both as compare
+from oracle import simple
 
 SCENARIOS = {
     "int items": lambda m: list((simple(m, "i") * 4)(1, -2, 3)),
@@ -69,7 +55,7 @@ def _wchar_array(module):
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_matches_stock(name):
-    expected, got = both(SCENARIOS[name])
+    expected, got = compare(SCENARIOS[name], stock, ours)
     if name == "length of the type":
         # Stock's metaclasses are static C types named "_ctypes.PyCArrayType" in messages;
         # a Python class is named without its module there.

@@ -6,21 +6,8 @@ import ctypes as stock
 
 import pytest
 from jitctypes import _ctypes as ours
-
-
-def simple(module, code: str) -> type:
-    return type(f"t_{code}", (module._SimpleCData,), {"_type_": code})
-
-
-def both(action):
-    """`action(module)` for stock and for jitctypes: values or (exception class, message)."""
-    results = []
-    for module in (stock, ours):
-        try:
-            results.append(("ok", action(module)))
-        except Exception as error:  # comparing exceptions is the point
-            results.append((type(error).__name__, str(error)))
-    return results
+from oracle import both as compare
+from oracle import simple
 
 
 def _through_pointer(module):
@@ -64,7 +51,7 @@ SCENARIOS = {
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_matches_stock(name):
-    expected, got = both(SCENARIOS[name])
+    expected, got = compare(SCENARIOS[name], stock, ours)
     assert got == expected
 
 

@@ -6,24 +6,14 @@ import ctypes as stock
 
 import pytest
 from jitctypes import _ctypes as ours
+from oracle import outcome
+from oracle import simple as simple_type
 
 CODES = "cbBhHiIlLqQfdg?uzZPO"
 VALUES = [
     0, 1, -1, 255, 2**31, -(2**63), 2**64 + 5, 1.5, -2.25, True, None, b"x", b"", b"ab",
     bytearray(b"y"), "s", "", "ab", "☃", object, 3 + 4j,
 ]  # fmt: skip
-
-
-def simple_type(module, code: str) -> type:
-    return type(f"t_{code}", (module._SimpleCData,), {"_type_": code})
-
-
-def outcome(action):
-    """The value, or the exception class and message, of `action()`."""
-    try:
-        return ("ok", action())
-    except Exception as error:  # comparing exceptions is the point
-        return (type(error).__name__, str(error))
 
 
 @pytest.mark.parametrize("code", CODES)
