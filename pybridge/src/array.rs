@@ -8,7 +8,6 @@ use pyo3::types::{PyBytes, PyDict, PySlice, PyString, PyTuple, PyType};
 use pyo3::PyClassInitializer;
 
 use crate::cdata::{class_ctype, CData};
-use crate::convert::wide_str_from_ptr;
 use crate::ctype::Shape;
 use crate::field::{self, Member};
 
@@ -142,21 +141,15 @@ impl Array {
 pub fn char_array_value<'py>(array: &Bound<'py, CData>) -> Bound<'py, PyBytes> {
     let data = array.borrow();
     // SAFETY: the array's memory holds `size` bytes.
-    let bytes = unsafe { std::slice::from_raw_parts(data.address() as *const u8, data.size()) };
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    PyBytes::new(array.py(), &bytes[..end])
+    unsafe { field::chars_up_to_nul(array.py(), data.address(), data.size()) }
 }
 
 /// `value` of a `c_wchar` array: the text up to the first NUL.
 #[pyfunction]
 pub fn wchar_array_value(array: &Bound<'_, CData>) -> PyResult<PyObject> {
     let data = array.borrow();
-    let units = data.size() / 4;
-    // SAFETY: the array's memory holds `units` wide characters.
-    let slice = unsafe { std::slice::from_raw_parts(data.address() as *const u32, units) };
-    let end = slice.iter().position(|&u| u == 0).unwrap_or(units);
-    // SAFETY: `end` units are readable.
-    unsafe { wide_str_from_ptr(array.py(), data.address() as *const u32, Some(end)) }
+    // SAFETY: the array's memory holds `size` bytes.
+    unsafe { field::wide_chars_up_to_nul(array.py(), data.address(), data.size()) }
 }
 
 /// Sets a `c_char` array's `value` from bytes; a shorter value is NUL-terminated.

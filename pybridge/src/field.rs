@@ -28,7 +28,7 @@ pub enum Access {
 }
 
 /// A bit-field as Python passes it: `(shift, width, window size)`.
-type BitSpec = (u32, u32, usize);
+pub type BitSpec = (u32, u32, usize);
 
 /// What `CField._parts()` returns: `(field type, CType, offset, index, access, bits)`.
 type FieldParts = (Py<PyType>, Py<CType>, usize, usize, &'static str, Option<BitSpec>);
@@ -78,16 +78,8 @@ impl Member<'_, '_> {
         let ctype = self.ctype;
         match self.access {
             Access::Value => match &self.bits {
-                Some((bits, window)) => {
-                    let swapped = matches!(ctype.shape, Shape::Scalar { swapped: true, .. });
-                    // SAFETY: the window lies inside the parent's memory (layout contract).
-                    let raw = unsafe { read_uint(address as *const u8, *window, swapped) };
-                    let value = read_bitfield(raw, bits);
-                    if matches!(ctype.code(), Some((Code::Bool, _))) {
-                        return Ok((value != 0).into_pyobject(py)?.to_owned().into_any().unbind());
-                    }
-                    Ok(value.into_pyobject(py)?.into_any().unbind())
-                }
+                // SAFETY: the window lies inside the parent's memory (layout contract).
+                Some((bits, window)) => unsafe { get_bitfield(py, ctype, address, bits, *window) },
                 // SAFETY: the field lies inside the parent's memory.
                 None => unsafe { load(py, ctype, address as *const u8) },
             },
@@ -100,20 +92,12 @@ impl Member<'_, '_> {
                 )?;
                 Ok(view.unbind())
             }
+            // SAFETY: the array lies inside the parent's memory.
             Access::Chars => {
-                // SAFETY: the array lies inside the parent's memory.
-                let bytes = unsafe { std::slice::from_raw_parts(address as *const u8, ctype.size) };
-                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-                Ok(PyBytes::new(py, &bytes[..end]).into_any().unbind())
+                Ok(unsafe { chars_up_to_nul(py, address, ctype.size) }.into_any().unbind())
             }
-            Access::WideChars => {
-                let units = ctype.size / 4;
-                // SAFETY: the array lies inside the parent's memory.
-                let slice = unsafe { std::slice::from_raw_parts(address as *const u32, units) };
-                let end = slice.iter().position(|&u| u == 0).unwrap_or(units);
-                // SAFETY: `end` units are readable.
-                unsafe { wide_str_from_ptr(py, address as *const u32, Some(end)) }
-            }
+            // SAFETY: as above.
+            Access::WideChars => unsafe { wide_chars_up_to_nul(py, address, ctype.size) },
         }
     }
 
@@ -357,6 +341,59 @@ impl CField {
             None => format!("<Field type={name}, ofs={}, size={}>", field.offset, field.size),
         })
     }
+}
+
+/// The value of the bit-field `bits` in the `window`-byte integer at `address`: an int, or
+/// a bool for `c_bool` bit-fields.
+///
+/// # Safety
+/// `address` must be readable for `window` bytes.
+pub unsafe fn get_bitfield(
+    py: Python<'_>,
+    ctype: &CType,
+    address: usize,
+    bits: &BitField,
+    window: usize,
+) -> PyResult<PyObject> {
+    let swapped = matches!(ctype.shape, Shape::Scalar { swapped: true, .. });
+    // SAFETY: caller's contract.
+    let value = read_bitfield(unsafe { read_uint(address as *const u8, window, swapped) }, bits);
+    if matches!(ctype.code(), Some((Code::Bool, _))) {
+        return Ok((value != 0).into_pyobject(py)?.to_owned().into_any().unbind());
+    }
+    Ok(value.into_pyobject(py)?.into_any().unbind())
+}
+
+/// The bytes of a `char` array at `address` up to its first NUL (all `size` if none).
+///
+/// # Safety
+/// `address` must be readable for `size` bytes.
+pub unsafe fn chars_up_to_nul<'py>(
+    py: Python<'py>,
+    address: usize,
+    size: usize,
+) -> Bound<'py, PyBytes> {
+    // SAFETY: caller's contract.
+    let bytes = unsafe { std::slice::from_raw_parts(address as *const u8, size) };
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(size);
+    PyBytes::new(py, &bytes[..end])
+}
+
+/// The text of a `wchar_t` array of `size` bytes at `address` up to its first NUL.
+///
+/// # Safety
+/// `address` must be readable for `size` bytes.
+pub unsafe fn wide_chars_up_to_nul(
+    py: Python<'_>,
+    address: usize,
+    size: usize,
+) -> PyResult<PyObject> {
+    let units = size / 4;
+    // SAFETY: caller's contract.
+    let slice = unsafe { std::slice::from_raw_parts(address as *const u32, units) };
+    let end = slice.iter().position(|&u| u == 0).unwrap_or(units);
+    // SAFETY: `end` units are readable.
+    unsafe { wide_str_from_ptr(py, address as *const u32, Some(end)) }
 }
 
 /// Writes `value` into the bit-field `bits` of the `window`-byte integer at `address`;

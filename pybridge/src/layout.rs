@@ -8,9 +8,7 @@ use rawffi::layout::{Layout, LayoutKind, LayoutRequest, MemberDecl};
 
 use crate::ctype::{CType, Shape};
 use crate::errors::layout_error;
-
-/// Bit-field position: `(shift, width, window size)` as `read`/`write` take it.
-type BitSpec = (u32, u32, usize);
+use crate::field::BitSpec;
 
 /// A computed layout.
 #[pyclass(frozen, module = "jitctypes._rawffi", name = "Layout")]

@@ -7,12 +7,12 @@ use std::sync::Mutex;
 use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use rawffi::layout::{read_bitfield, BitField};
-use rawffi::memory::{read_uint, RawBuffer};
+use rawffi::layout::BitField;
+use rawffi::memory::RawBuffer;
 
 use crate::convert::{load, store, wide_str_from_ptr, KeepAlive};
-use crate::ctype::{CType, Code, Shape};
-use crate::field::set_bitfield;
+use crate::ctype::CType;
+use crate::field::{get_bitfield, set_bitfield, BitSpec};
 
 /// Zero-filled C memory owned by this object, freed by `free()` or when the object dies.
 /// After `free()` every use raises `ValueError`. While C may be using it — passed as a
@@ -130,9 +130,6 @@ fn non_null(address: usize) -> PyResult<*mut u8> {
     }
 }
 
-/// A bit-field `(shift, width, window size)` checked against its declared type.
-type BitSpec = (u32, u32, usize);
-
 fn bitfield_of(ctype: &CType, bits: Option<BitSpec>) -> PyResult<Option<(BitField, usize)>> {
     let Some((shift, width, window)) = bits else { return Ok(None) };
     let Some((code, _)) = ctype.code().filter(|(code, _)| code.holds_bits()) else {
@@ -160,14 +157,8 @@ pub fn read(
     let ctype = ctype.get();
     let source = non_null(address)?;
     if let Some((bitfield, window_size)) = bitfield_of(ctype, bits)? {
-        let swapped = matches!(ctype.shape, Shape::Scalar { swapped: true, .. });
         // SAFETY: the caller vouches for the address (as with ctypes' `from_address`).
-        let window = unsafe { read_uint(source, window_size, swapped) };
-        let value = read_bitfield(window, &bitfield);
-        if matches!(ctype.code(), Some((Code::Bool, _))) {
-            return Ok((value != 0).into_pyobject(py)?.to_owned().into_any().unbind());
-        }
-        return Ok(value.into_pyobject(py)?.into_any().unbind());
+        return unsafe { get_bitfield(py, ctype, source as usize, &bitfield, window_size) };
     }
     // SAFETY: as above.
     unsafe { load(py, ctype, source) }
