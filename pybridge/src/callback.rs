@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyTuple, PyType};
 use rawffi::callback::Callback as RawCallback;
 
+use crate::cdata::CData;
 use crate::convert::{load, store, KeepAlive};
 use crate::ctype::{CType, Code, Shape};
 use crate::function::build_signature;
@@ -28,6 +29,11 @@ pub struct Callback {
 struct Target {
     callable: Py<PyAny>,
     argtypes: Vec<Py<CType>>,
+    /// Per argument, the ctypes class whose instance the callable gets (a copy of the C
+    /// value), or None for a plain Python value (ctypes' basic simple types).
+    arg_classes: Vec<Option<Py<PyType>>>,
+    /// ctypes' `use_errno`: the private errno is swapped with C's around the Python call.
+    use_errno: bool,
     restype: Option<Py<CType>>,
     ret_size: usize,
 }
@@ -49,8 +55,14 @@ impl Target {
                 // SAFETY: libffi's return buffer holds the return type (8 bytes at least).
                 unsafe { std::ptr::write_bytes(ret.cast::<u8>(), 0, self.ret_size) };
             }
+            if self.use_errno {
+                rawffi::call::exchange_private_errno();
+            }
             if let Err(error) = self.call_python(py, args, ret) {
-                error.write_unraisable(py, Some(self.callable.bind(py)));
+                write_unraisable(py, error, self.callable.bind(py));
+            }
+            if self.use_errno {
+                rawffi::call::exchange_private_errno();
             }
         })
     }
@@ -62,10 +74,22 @@ impl Target {
         ret: *mut c_void,
     ) -> PyResult<()> {
         let mut values = Vec::with_capacity(self.argtypes.len());
-        for (index, ctype) in self.argtypes.iter().enumerate() {
+        for (index, (ctype, class)) in self.argtypes.iter().zip(&self.arg_classes).enumerate() {
             // SAFETY: libffi passes one pointer per declared argument, each to a value of
             // its type.
-            let value = unsafe { load(py, ctype.get(), (*args.add(index)).cast()) }?;
+            let source = unsafe { *args.add(index) }.cast::<u8>();
+            let value = match class {
+                Some(class) => {
+                    let instance = class.bind(py).call0()?;
+                    let address = instance.downcast::<CData>()?.borrow().address();
+                    // SAFETY: the argument holds `size` bytes of its type, and a new
+                    // instance of its class owns as many.
+                    unsafe { std::ptr::copy_nonoverlapping(source, address as *mut u8, ctype.get().size) };
+                    instance.unbind()
+                }
+                // SAFETY: as above.
+                None => unsafe { load(py, ctype.get(), source) }?,
+            };
             values.push(value);
         }
         let result = self.callable.bind(py).call1(PyTuple::new(py, values)?)?;
@@ -98,15 +122,33 @@ impl Target {
 impl Callback {
     /// A C function pointer of type `restype (*)(argtypes...)` that calls `callable`.
     #[new]
-    #[pyo3(signature = (callable, argtypes, restype = None))]
+    /// `arg_classes` (ctypes): per argument, None for a plain value, or the class whose
+    /// instance holding a copy of the argument the callable gets. `use_errno` swaps
+    /// ctypes' private errno with C's around the Python call.
+    #[pyo3(signature = (callable, argtypes, restype = None, *, arg_classes = None, use_errno = false))]
     fn new(
         callable: Bound<'_, PyAny>,
         argtypes: Vec<Bound<'_, CType>>,
         restype: Option<Bound<'_, CType>>,
+        arg_classes: Option<Vec<Option<Bound<'_, PyType>>>>,
+        use_errno: bool,
     ) -> PyResult<Callback> {
         let signature = build_signature(&argtypes, restype.as_ref(), None)?;
+        let arg_classes = match arg_classes {
+            Some(classes) if classes.len() == argtypes.len() => {
+                classes.into_iter().map(|class| class.map(Bound::unbind)).collect()
+            }
+            Some(_) => {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "arg_classes must have one entry per argument type",
+                ))
+            }
+            None => argtypes.iter().map(|_| None).collect(),
+        };
         let target = Arc::new(Target {
             callable: callable.clone().unbind(),
+            arg_classes,
+            use_errno,
             argtypes: argtypes.into_iter().map(Bound::unbind).collect(),
             restype: restype.map(Bound::unbind),
             ret_size: signature.ret_buffer_size(),
@@ -126,5 +168,49 @@ impl Callback {
     #[getter]
     fn address(&self) -> usize {
         self.callback.code_address() as usize
+    }
+}
+
+/// Reports an exception of a callback as stock ctypes does: through `sys.unraisablehook`
+/// with the message "Exception ignored on calling ctypes callback function". The C API
+/// for a custom message differs by version (`PyErr_FormatUnraisable` from 3.13,
+/// `_PyErr_WriteUnraisableMsg` before), so it is looked up in the running interpreter.
+fn write_unraisable(py: Python<'_>, error: PyErr, callable: &Bound<'_, PyAny>) {
+    type FormatUnraisable = unsafe extern "C" fn(*const std::ffi::c_char, ...);
+    type WriteUnraisableMsg =
+        unsafe extern "C" fn(*const std::ffi::c_char, *mut pyo3::ffi::PyObject);
+    static FORMAT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    static WRITE_MSG: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    extern "C" {
+        fn dlsym(handle: *mut c_void, symbol: *const std::ffi::c_char) -> *mut c_void;
+    }
+    let lookup = |name: &std::ffi::CStr| -> usize {
+        // SAFETY: dlsym on the process's global scope (glibc's RTLD_DEFAULT is NULL) with a
+        // NUL-terminated name.
+        unsafe { dlsym(std::ptr::null_mut(), name.as_ptr()) as usize }
+    };
+    let format = *FORMAT.get_or_init(|| lookup(c"PyErr_FormatUnraisable"));
+    let write_msg = *WRITE_MSG.get_or_init(|| lookup(c"_PyErr_WriteUnraisableMsg"));
+    error.restore(py);
+    if format != 0 {
+        // SAFETY: the symbol is CPython's `PyErr_FormatUnraisable(const char *, ...)`;
+        // `%R` takes one object; an exception is set.
+        unsafe {
+            let function: FormatUnraisable = std::mem::transmute(format);
+            function(
+                c"Exception ignored on calling ctypes callback function %R".as_ptr(),
+                callable.as_ptr(),
+            );
+        }
+    } else if write_msg != 0 {
+        // SAFETY: the symbol is CPython's `_PyErr_WriteUnraisableMsg(const char *, obj)`;
+        // an exception is set.
+        unsafe {
+            let function: WriteUnraisableMsg = std::mem::transmute(write_msg);
+            function(c"on calling ctypes callback function".as_ptr(), callable.as_ptr());
+        }
+    } else {
+        // SAFETY: an exception is set.
+        unsafe { pyo3::ffi::PyErr_WriteUnraisable(callable.as_ptr()) };
     }
 }

@@ -16,6 +16,7 @@ use rawffi::memory::RawBuffer;
 
 use crate::convert::{load, store, KeepAlive};
 use crate::ctype::{CType, Code, Shape};
+use crate::param::CArgObject;
 
 /// Keyword that `at_address` passes to `_CData.__new__` to make a view instead of an owner.
 const VIEW_KEYWORD: &str = "_jitctypes_view_";
@@ -79,6 +80,34 @@ impl CData {
 
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// Replaces the kept objects (`cast` shares them between source and result).
+    pub fn set_objects(&mut self, objects: Option<PyObject>) {
+        self.objects = objects;
+    }
+
+    /// The kept objects `cast` shares with its result: a root object's are made a dict
+    /// first if it keeps nothing yet (stock's `PyCData_GetContainer` + dict); a view's are
+    /// shared as they are.
+    pub fn shared_objects(source: &Bound<'_, CData>) -> PyResult<Option<PyObject>> {
+        let py = source.py();
+        let mut data = source.borrow_mut();
+        if data.base.is_some() {
+            return Ok(data.objects.as_ref().map(|objects| objects.clone_ref(py)));
+        }
+        let objects = match &data.objects {
+            Some(objects) if !objects.is_none(py) => objects.clone_ref(py),
+            _ => PyDict::new(py).into_any().unbind(),
+        };
+        data.objects = Some(objects.clone_ref(py));
+        Ok(Some(objects))
+    }
+
+    /// The object's memory as a byte slice.
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the object's memory holds `size` bytes while it lives.
+        unsafe { std::slice::from_raw_parts(self.address as *const u8, self.size) }
     }
 }
 
@@ -162,6 +191,69 @@ impl CData {
     fn objects(&self, py: Python<'_>) -> PyObject {
         self.objects.as_ref().map_or_else(|| py.None(), |objects| objects.clone_ref(py))
     }
+
+    /// What a function's out-parameter of this type returns: the object itself (simple
+    /// types return their value).
+    fn __ctypes_from_outparam__<'py>(slf: &Bound<'py, CData>) -> Bound<'py, CData> {
+        slf.clone()
+    }
+
+    /// Pickling: `_ctypes._unpickle(type, (__dict__, memory bytes))`; objects holding
+    /// pointers cannot be pickled.
+    fn __reduce__<'py>(slf: &Bound<'py, CData>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let cls = slf.get_type();
+        if let Some(flag) = cls.getattr_opt(intern!(py, "_jitctypes_has_pointer_"))? {
+            if flag.is_truthy()? {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "ctypes objects containing pointers cannot be pickled",
+                ));
+            }
+        }
+        let unpickle = py.import("jitctypes._ctypes")?.getattr(intern!(py, "_unpickle"))?;
+        let dict = slf.getattr(intern!(py, "__dict__"))?;
+        let data = pyo3::types::PyBytes::new(py, slf.borrow().bytes());
+        let state = PyTuple::new(py, [dict, data.into_any()])?;
+        PyTuple::new(py, [unpickle, PyTuple::new(py, [cls.into_any(), state.into_any()])?.into_any()])
+    }
+
+    /// Restores pickled state: the memory (as far as it goes) and the `__dict__`.
+    fn __setstate__(slf: &Bound<'_, CData>, dict: &Bound<'_, PyDict>, data: &[u8]) -> PyResult<()> {
+        {
+            let this = slf.borrow();
+            let len = data.len().min(this.size);
+            // SAFETY: the object's memory holds `size >= len` bytes.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), this.address as *mut u8, len) };
+        }
+        let own = slf.getattr(intern!(slf.py(), "__dict__"))?;
+        own.call_method1(intern!(slf.py(), "update"), (dict,))?;
+        Ok(())
+    }
+}
+
+/// `resize(obj, size)`: grows (or shrinks back) the memory an object owns; never below
+/// its type's size.
+#[pyfunction]
+pub fn resize(obj: &Bound<'_, CData>, size: isize) -> PyResult<()> {
+    let minimum = class_ctype(&obj.get_type())?.get().size;
+    if size < minimum as isize {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!("minimum size is {minimum}")));
+    }
+    let mut data = obj.borrow_mut();
+    let Some(old) = &data.storage else {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "Memory cannot be resized because this object doesn't own it",
+        ));
+    };
+    let size = size as usize;
+    let storage = RawBuffer::new(size, old.align()).map_err(pyo3::exceptions::PyMemoryError::new_err)?;
+    let kept = data.size.min(size);
+    // SAFETY: both buffers hold at least `kept` bytes and do not overlap.
+    unsafe { std::ptr::copy_nonoverlapping(data.address as *const u8, storage.as_ptr(), kept) };
+    data.address = storage.as_ptr() as usize;
+    data.size = size;
+    data.storage = Some(storage);
+    Ok(())
 }
 
 /// Keeps `value` alive with `target` under `index` (ctypes' `KeepRef`), for the metaclass
@@ -290,21 +382,6 @@ fn is_direct_simple_type(cls: &Bound<'_, PyType>) -> PyResult<bool> {
     cls.getattr(intern!(cls.py(), "_jitctypes_basic_"))?.is_truthy()
 }
 
-/// What `byref(obj, offset)` returns: a pointer to `obj`'s memory that keeps `obj` alive.
-#[pyclass(frozen, module = "_ctypes", name = "CArgObject")]
-pub struct CArgObject {
-    #[pyo3(get, name = "_obj")]
-    obj: PyObject,
-    pub address: usize,
-}
-
-#[pymethods]
-impl CArgObject {
-    fn __repr__(&self) -> String {
-        format!("<cparam 'P' ({:#x})>", self.address)
-    }
-}
-
 /// `addressof(obj)`: the address of an instance's memory.
 #[pyfunction]
 pub fn addressof(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
@@ -321,7 +398,7 @@ pub fn byref(obj: &Bound<'_, PyAny>, offset: isize) -> PyResult<CArgObject> {
         PyTypeError::new_err(format!("byref() argument must be a ctypes instance, not '{name}'"))
     })?;
     let address = cdata.borrow().address.wrapping_add_signed(offset);
-    Ok(CArgObject { obj: obj.clone().unbind(), address })
+    Ok(CArgObject::pointer_into(obj.clone().unbind(), address))
 }
 
 /// `sizeof(type_or_instance)`.

@@ -181,6 +181,12 @@ impl CType {
         CType { shape, jit, size, align, is_pointer_type: false }
     }
 
+    /// The native-order scalar of type code `code`.
+    pub fn scalar_of(code: Code) -> CType {
+        let jit = code.jit_type();
+        CType::new(Shape::Scalar { code, swapped: false }, jit.clone(), jit.size(), jit.align())
+    }
+
     pub fn code(&self) -> Option<(Code, bool)> {
         match self.shape {
             Shape::Scalar { code, swapped } => Some((code, swapped)),

@@ -16,11 +16,8 @@ use rawffi::call::{CallOptions, ForeignFunction};
 use crate::convert::{load, store, KeepAlive};
 use crate::ctype::{CType, Code, Shape};
 use crate::errors::{call_error, signature_error};
+use crate::param::Slot;
 
-/// 16-byte-aligned argument storage, enough for any scalar and `long double`.
-#[derive(Clone, Copy, Default)]
-#[repr(C, align(16))]
-struct Slot([u8; 16]);
 
 /// True unless `JITCTYPES_JIT=0` switched the JIT off for the process (read once).
 pub fn jit_enabled() -> bool {
@@ -63,7 +60,7 @@ pub fn build_signature(
 
 /// The Python value of a call's result. A `PyObject *` result is a new reference that the
 /// caller owns (the C API's convention), so it is taken over, not borrowed.
-fn result_value(py: Python<'_>, restype: &CType, ret: &[Slot]) -> PyResult<PyObject> {
+pub fn result_value(py: Python<'_>, restype: &CType, ret: &[Slot]) -> PyResult<PyObject> {
     if let Some((Code::PyObject, _)) = restype.code() {
         // SAFETY: the return buffer holds one pointer.
         let object = unsafe { *(ret.as_ptr() as *const *mut pyo3::ffi::PyObject) };
@@ -90,7 +87,7 @@ pub struct FuncPtr {
 
 /// What the GIL-free part of a call needs; raw pointers into storage the calling frame
 /// owns, so it is only `Send` for the duration of that call.
-struct CallFrame<'a> {
+pub struct CallFrame<'a> {
     function: &'a ForeignFunction,
     args: *const *mut c_void,
     ret: *mut c_void,
@@ -100,10 +97,14 @@ struct CallFrame<'a> {
 // `allow_threads`; the storage it points at outlives the call.
 unsafe impl Send for CallFrame<'_> {}
 
-impl CallFrame<'_> {
+impl<'a> CallFrame<'a> {
+    pub fn new(function: &'a ForeignFunction, args: *const *mut c_void, ret: *mut c_void) -> Self {
+        CallFrame { function, args, ret }
+    }
+
     /// # Safety
     /// As `ForeignFunction::call`.
-    unsafe fn run(self) {
+    pub unsafe fn run(self) {
         // SAFETY: caller's contract.
         unsafe { self.function.call(self.args, self.ret) }
     }

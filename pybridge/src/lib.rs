@@ -20,10 +20,13 @@ mod convert;
 mod ctype;
 mod errors;
 mod field;
+mod funcptr;
 mod function;
+mod helpers;
 mod layout;
 mod library;
 mod memory;
+mod param;
 mod pointer;
 
 use pyo3::prelude::*;
@@ -75,7 +78,10 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<callback::Callback>()?;
     module.add_class::<cdata::CData>()?;
     module.add_class::<cdata::SimpleCData>()?;
-    module.add_class::<cdata::CArgObject>()?;
+    param::register(module)?;
+    funcptr::register(module)?;
+    helpers::register(module)?;
+    module.add_function(wrap_pyfunction!(cdata::resize, module)?)?;
     module.add_class::<field::CField>()?;
     module.add_class::<array::Array>()?;
     module.add_class::<pointer::Pointer>()?;

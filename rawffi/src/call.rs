@@ -89,6 +89,16 @@ pub fn set_private_errno(value: i32) -> i32 {
     PRIVATE_ERRNO.with(|cell| cell.replace(value))
 }
 
+/// Exchanges the private errno with C's `errno` (callbacks with `use_errno` do this around
+/// the Python code they run, once before and once after).
+pub fn exchange_private_errno() {
+    // SAFETY: `errno` is the calling thread's own.
+    let c_value = unsafe { *c_errno() };
+    let private = set_private_errno(c_value);
+    // SAFETY: as above.
+    unsafe { *c_errno() = private };
+}
+
 fn c_errno() -> *mut i32 {
     // SAFETY: glibc's `__errno_location` returns the calling thread's errno; always valid.
     unsafe { libc_errno_location() }

@@ -47,6 +47,10 @@ impl RawBuffer {
         self.size
     }
 
+    pub fn align(&self) -> usize {
+        self.layout.align()
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: the allocation holds `size` initialised bytes.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.size) }

@@ -64,6 +64,8 @@ class PyCArrayType(_CDataType):
         # Elements read like fields of their type; "chars"/"wchars" make slices bytes/str.
         access = {"c": "chars", "u": "wchars"}.get(code) or _field_access(element)
         type.__setattr__(cls, "_jitctypes_access_", access)
+        for flag in ("_jitctypes_has_union_", "_jitctypes_has_pointer_"):
+            type.__setattr__(cls, flag, getattr(element, flag, False))
         if code == "c":
             cls.value = property(_char_value, _rawffi.set_char_array_value)
             cls.raw = property(_char_raw, _set_char_raw)
@@ -76,3 +78,5 @@ class Array(_rawffi.Array, metaclass=PyCArrayType):
     """Array base class."""
 
     __module__ = "_ctypes"
+
+    from_param = classmethod(_rawffi.cdata_from_param)

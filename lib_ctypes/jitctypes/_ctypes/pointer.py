@@ -24,6 +24,7 @@ class PyCPointerType(_CDataType):
     def __new__(mcls, name, bases, namespace, **kwargs):
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         type.__setattr__(cls, "__ctype__", _rawffi.CType.pointer())
+        type.__setattr__(cls, "_jitctypes_has_pointer_", True)
         if "_type_" in namespace:
             cls._jitctypes_set_target(namespace["_type_"])
         return cls
@@ -43,6 +44,8 @@ class _Pointer(_rawffi._Pointer, metaclass=PyCPointerType):
     """Pointer base class."""
 
     __module__ = "_ctypes"
+
+    from_param = classmethod(_rawffi.pointer_from_param)
 
 
 def POINTER(target):  # noqa: N802 (stock's name)

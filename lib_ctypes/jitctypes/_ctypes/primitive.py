@@ -10,6 +10,14 @@ _STOCK_TYPE_CODES = "cbBhHiIlLdfuzZqQPXOv?g"
 # Codes with a byte-swapped variant (``__ctype_be__`` on little-endian hosts).
 _SWAPPABLE_CODES = "hHiIlLqQfd"
 _SINGLE_BYTE_CODES = "bBc"
+# Values of these types are addresses: objects holding them cannot be pickled.
+_POINTER_CODES = "zZPO"
+# The basic pointer-like types accept more than their own values as arguments.
+_SPECIAL_FROM_PARAM = {
+    "z": _rawffi.char_p_from_param,
+    "Z": _rawffi.wchar_p_from_param,
+    "P": _rawffi.void_p_from_param,
+}
 
 
 def _type_code(cls: type) -> str:
@@ -46,6 +54,9 @@ class PyCSimpleType(_CDataType):
         cls._jitctypes_basic_ = "_jitctypes_basic_" not in namespace and bases[0] is _SimpleCData
         if "__ctype__" not in namespace:
             cls.__ctype__ = _rawffi.CType.scalar(code)
+        cls._jitctypes_has_pointer_ = code in _POINTER_CODES
+        if cls._jitctypes_basic_ and code in _SPECIAL_FROM_PARAM:
+            cls.from_param = classmethod(_SPECIAL_FROM_PARAM[code])
         if "_type_" in namespace and mcls is PyCSimpleType:
             if code in _SWAPPABLE_CODES:
                 swapped_namespace = {
@@ -67,3 +78,5 @@ class _SimpleCData(_rawffi._SimpleCData, metaclass=PyCSimpleType):
     """Base of the simple types; abstract (has no ``_type_``)."""
 
     __module__ = "_ctypes"
+
+    from_param = classmethod(_rawffi.simple_from_param)

@@ -62,6 +62,7 @@ class _AggregateType(_CDataType):
         elif _aggregate_base(cls) is None:
             # Not laid out yet: an empty aggregate until `_fields_` is assigned.
             type.__setattr__(cls, "__ctype__", _rawffi.layout(mcls._kind, []).ctype)
+            type.__setattr__(cls, "_jitctypes_has_union_", mcls._kind == "union")
         return cls
 
     def __setattr__(cls, name, value):
@@ -116,6 +117,10 @@ class _AggregateType(_CDataType):
             )
             type.__setattr__(cls, name, descriptor)
         type.__setattr__(cls, "__ctype__", layout.ctype)
+        inherited = [base] if base is not None else []
+        for flag in ("_jitctypes_has_union_", "_jitctypes_has_pointer_"):
+            found = any(getattr(t, flag, False) for t in types + inherited)
+            type.__setattr__(cls, flag, found or (flag == "_jitctypes_has_union_" and cls._kind == "union"))
         type.__setattr__(cls, "_jitctypes_field_names_", tuple(base_names + names))
         type.__setattr__(cls, "_jitctypes_final_", True)
         cls._jitctypes_make_anonymous()
@@ -174,6 +179,8 @@ class Structure(_rawffi._CData, metaclass=PyCStructType):
 
     __module__ = "_ctypes"
 
+    from_param = classmethod(_rawffi.cdata_from_param)
+
     def __init__(self, *args, **kwargs):
         _init_fields(self, args, kwargs)
 
@@ -182,6 +189,8 @@ class Union(_rawffi._CData, metaclass=UnionType):
     """Union base class."""
 
     __module__ = "_ctypes"
+
+    from_param = classmethod(_rawffi.cdata_from_param)
 
     def __init__(self, *args, **kwargs):
         _init_fields(self, args, kwargs)

@@ -1,0 +1,554 @@
+//! `CFuncPtr`: ctypes' function pointer objects (what `CDLL` attributes and `CFUNCTYPE`
+//! prototypes make), and how they are called.
+//!
+//! A call follows stock ctypes' `PyCFuncPtr_call`: build the argument tuple (only with
+//! `paramflags`, in Python: `jitctypes._ctypes.function`), check the count, run each
+//! `argtypes` converter (`from_param`), turn what it returns into a C value
+//! (`param::Param`), call through `rawffi` (compiled stub or libffi) with the GIL released
+//! (kept for `PyDLL`), box the result by `restype`, then `_check_retval_`, `errcheck` and
+//! the out-parameters. This is the general path; the compiled Python-aware fast path
+//! (issue 5) is to sit in front of `__call__`.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use jit::{Signature, Type};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::PyClassInitializer;
+use rawffi::call::{CallOptions, ForeignFunction};
+
+use crate::cdata::{class_ctype, CData};
+use crate::ctype::{CType, Code, Shape};
+use crate::errors::{call_error, signature_error};
+use crate::function::{jit_enabled, result_value, signature_type, CallFrame};
+use crate::param::{Param, Slot};
+
+create_exception!(ctypes, ArgumentError, PyException);
+
+pub const FUNCFLAG_CDECL: u32 = 0x1;
+pub const FUNCFLAG_HRESULT: u32 = 0x2;
+pub const FUNCFLAG_PYTHONAPI: u32 = 0x4;
+pub const FUNCFLAG_USE_ERRNO: u32 = 0x8;
+pub const FUNCFLAG_USE_LASTERROR: u32 = 0x10;
+
+/// How a call's result becomes a Python object, decided once per `restype`.
+enum ResultKind {
+    /// No `restype` anywhere: a C `int`.
+    Int,
+    /// `restype = None`.
+    Void,
+    /// A basic simple type (`c_int`, `c_char_p`): the plain Python value.
+    Value(Py<CType>),
+    /// Any other ctypes type (structures, pointers, subclasses of simple types): a new
+    /// instance holding a copy of the result.
+    Instance { cls: Py<PyType>, ctype: Py<CType> },
+    /// A callable that is not a ctypes type: called with the C `int` result.
+    Callable(PyObject),
+}
+
+/// A `restype` as the call uses it: the kind of result and its `_check_retval_`.
+pub struct ResultSpec {
+    kind: ResultKind,
+    checker: Option<PyObject>,
+}
+
+impl ResultSpec {
+    fn int() -> ResultSpec {
+        ResultSpec { kind: ResultKind::Int, checker: None }
+    }
+
+    /// The result of `restype` (None: void), or `TypeError` as stock's setter raises.
+    fn of(restype: &Bound<'_, PyAny>) -> PyResult<ResultSpec> {
+        let py = restype.py();
+        if restype.is_none() {
+            return Ok(ResultSpec { kind: ResultKind::Void, checker: None });
+        }
+        if let Ok(cls) = restype.downcast::<PyType>() {
+            if let Ok(ctype) = class_ctype(cls) {
+                let basic = match cls.getattr_opt(intern!(py, "_jitctypes_basic_"))? {
+                    Some(flag) => flag.is_truthy()?,
+                    None => false,
+                };
+                let kind = if basic && matches!(ctype.get().shape, Shape::Scalar { .. }) {
+                    ResultKind::Value(ctype.unbind())
+                } else {
+                    ResultKind::Instance { cls: cls.clone().unbind(), ctype: ctype.unbind() }
+                };
+                let checker = cls.getattr_opt(intern!(py, "_check_retval_"))?.map(Bound::unbind);
+                return Ok(ResultSpec { kind, checker });
+            }
+        }
+        if restype.is_callable() {
+            return Ok(ResultSpec { kind: ResultKind::Callable(restype.clone().unbind()), checker: None });
+        }
+        Err(PyTypeError::new_err("restype must be a type, a callable, or None"))
+    }
+
+    fn jit_type(&self, py: Python<'_>) -> PyResult<Type> {
+        match &self.kind {
+            ResultKind::Int | ResultKind::Callable(_) => Ok(Code::Int.jit_type()),
+            ResultKind::Void => Ok(Type::Void),
+            ResultKind::Value(ctype) | ResultKind::Instance { ctype, .. } => {
+                signature_type(ctype.bind(py).get(), true)
+            }
+        }
+    }
+
+    /// The Python result of a call whose return buffer is `ret`.
+    fn boxed(&self, py: Python<'_>, ret: &[Slot]) -> PyResult<PyObject> {
+        let c_int = || i32::from_ne_bytes(ret[0].0[..4].try_into().expect("4 bytes"));
+        let value = match &self.kind {
+            ResultKind::Int => c_int().into_pyobject(py)?.into_any().unbind(),
+            ResultKind::Void => py.None(),
+            ResultKind::Value(ctype) => result_value(py, ctype.get(), ret)?,
+            ResultKind::Instance { cls, ctype } => {
+                let cls = cls.bind(py);
+                let instance = cls.getattr(intern!(py, "__new__"))?.call1((cls,))?;
+                let address = instance.downcast::<CData>()?.borrow().address();
+                let size = ctype.get().size;
+                // SAFETY: the return buffer holds a value of the result type (`size` bytes)
+                // and the new instance owns `size` bytes.
+                unsafe { std::ptr::copy_nonoverlapping(ret.as_ptr().cast::<u8>(), address as *mut u8, size) };
+                instance.unbind()
+            }
+            ResultKind::Callable(callable) => callable.call1(py, (c_int(),))?,
+        };
+        match &self.checker {
+            Some(checker) => checker.call1(py, (value,)),
+            None => Ok(value),
+        }
+    }
+}
+
+/// `argtypes` with their converters (each type's `from_param`), as stock keeps them.
+struct ArgTypes {
+    declared: PyObject,
+    converters: Arc<Vec<PyObject>>,
+}
+
+impl ArgTypes {
+    /// Stock's `converters_from_argtypes`, with its errors.
+    fn of(argtypes: &Bound<'_, PyAny>) -> PyResult<ArgTypes> {
+        let py = argtypes.py();
+        let items = pyo3::types::PySequenceMethods::to_tuple(
+            argtypes
+                .downcast::<pyo3::types::PySequence>()
+                .map_err(|_| PyTypeError::new_err("_argtypes_ must be a sequence of types"))?,
+        )?;
+        let mut converters = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            if let Some(flag) = item.getattr_opt(intern!(py, "_jitctypes_has_union_"))? {
+                if flag.is_truthy()? {
+                    return Err(PyTypeError::new_err(format!(
+                        "item {} in _argtypes_ passes a union by value, which is unsupported.",
+                        index + 1
+                    )));
+                }
+            }
+            let converter = item.getattr_opt(intern!(py, "from_param"))?.ok_or_else(|| {
+                PyTypeError::new_err(format!(
+                    "item {} in _argtypes_ has no from_param method",
+                    index + 1
+                ))
+            })?;
+            converters.push(converter.unbind());
+        }
+        Ok(ArgTypes { declared: argtypes.clone().unbind(), converters: Arc::new(converters) })
+    }
+}
+
+/// What a function pointer class declares (`_argtypes_`, `_restype_`, `_flags_`); the
+/// metaclass makes one per class, and instances fall back on it.
+#[pyclass(frozen, module = "jitctypes._rawffi")]
+pub struct FuncSpec {
+    argtypes: Option<ArgTypes>,
+    restype: Option<(PyObject, Arc<ResultSpec>)>,
+    #[pyo3(get)]
+    flags: u32,
+}
+
+#[pymethods]
+impl FuncSpec {
+    /// `argtypes` and `restype` as the class declares them (`restype` only if `has_restype`).
+    #[new]
+    #[pyo3(signature = (argtypes, restype, has_restype, flags))]
+    fn new(
+        argtypes: Option<Bound<'_, PyAny>>,
+        restype: Option<Bound<'_, PyAny>>,
+        has_restype: bool,
+        flags: u32,
+    ) -> PyResult<FuncSpec> {
+        let argtypes = argtypes.map(|argtypes| ArgTypes::of(&argtypes)).transpose()?;
+        let restype = match restype {
+            Some(restype) if has_restype => {
+                let spec = ResultSpec::of(&restype).map_err(|_| {
+                    PyTypeError::new_err("_restype_ must be a type, a callable, or None")
+                })?;
+                Some((restype.unbind(), Arc::new(spec)))
+            }
+            _ => None,
+        };
+        Ok(FuncSpec { argtypes, restype, flags })
+    }
+
+    /// True if the class declares `_argtypes_` (callbacks need them).
+    #[getter]
+    fn has_argtypes(&self) -> bool {
+        self.argtypes.is_some()
+    }
+}
+
+/// The instance of `FuncSpec` for classes that declare nothing (the abstract base).
+fn empty_spec(py: Python<'_>) -> PyResult<Py<FuncSpec>> {
+    static EMPTY: GILOnceCell<Py<FuncSpec>> = GILOnceCell::new();
+    EMPTY
+        .get_or_try_init(py, || Py::new(py, FuncSpec { argtypes: None, restype: None, flags: 0 }))
+        .map(|spec| spec.clone_ref(py))
+}
+
+/// A C function pointer object.
+#[pyclass(extends = CData, subclass, module = "_ctypes", name = "CFuncPtr")]
+pub struct CFuncPtr {
+    spec: Py<FuncSpec>,
+    argtypes: Option<ArgTypes>,
+    restype: Option<(PyObject, Arc<ResultSpec>)>,
+    errcheck: Option<PyObject>,
+    paramflags: Option<PyObject>,
+    /// The Python callable of a callback made from one (kept, as stock keeps it).
+    callable: Option<PyObject>,
+    /// The call path of the last call, reused while the signature stays the same.
+    last_call: Option<ForeignFunction>,
+}
+
+/// Everything one call needs, copied out of the object so that Python code run during
+/// the call (converters, errcheck) may change the object freely.
+struct CallPlan {
+    converters: Option<Arc<Vec<PyObject>>>,
+    declared_argtypes: Option<PyObject>,
+    result: Arc<ResultSpec>,
+    errcheck: Option<PyObject>,
+    paramflags: Option<PyObject>,
+    flags: u32,
+    cached: Option<ForeignFunction>,
+}
+
+/// `ArgumentError("argument N: <exception class>: <message>")`, stock's wrapping of a
+/// conversion error.
+fn argument_error(py: Python<'_>, index: usize, error: PyErr) -> PyErr {
+    let class = error.get_type(py).name().map(|name| name.to_string()).unwrap_or_default();
+    let message = error.value(py).str().map(|text| text.to_string()).unwrap_or_else(|_| "???".into());
+    ArgumentError::new_err(format!("argument {index}: {class}: {message}"))
+}
+
+/// The Python helpers for `paramflags` (`jitctypes._ctypes.function`), imported once.
+fn paramflags_helpers(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    static MODULE: GILOnceCell<Py<PyModule>> = GILOnceCell::new();
+    MODULE
+        .get_or_try_init(py, || Ok(py.import("jitctypes._ctypes.function")?.unbind()))
+        .map(|module| module.bind(py))
+}
+
+impl CFuncPtr {
+    fn plan(&self, py: Python<'_>) -> CallPlan {
+        let spec = self.spec.get();
+        let argtypes = self.argtypes.as_ref().or(spec.argtypes.as_ref());
+        let result = self
+            .restype
+            .as_ref()
+            .or(spec.restype.as_ref())
+            .map_or_else(|| Arc::new(ResultSpec::int()), |(_, result)| Arc::clone(result));
+        CallPlan {
+            converters: argtypes.map(|argtypes| Arc::clone(&argtypes.converters)),
+            declared_argtypes: argtypes.map(|argtypes| argtypes.declared.clone_ref(py)),
+            result,
+            errcheck: self.errcheck.as_ref().map(|errcheck| errcheck.clone_ref(py)),
+            paramflags: self.paramflags.as_ref().map(|flags| flags.clone_ref(py)),
+            flags: spec.flags,
+            cached: self.last_call.clone(),
+        }
+    }
+}
+
+/// The function address an instance holds.
+fn target_address(slf: &Bound<'_, CFuncPtr>) -> usize {
+    let data = slf.as_super().borrow();
+    // SAFETY: a function pointer object's memory holds one pointer.
+    unsafe { *(data.address() as *const usize) }
+}
+
+#[pymethods]
+impl CFuncPtr {
+    #[new]
+    #[classmethod]
+    #[pyo3(signature = (*_args, **kwargs))]
+    fn new(
+        cls: &Bound<'_, PyType>,
+        _args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyClassInitializer<CFuncPtr>> {
+        let py = cls.py();
+        let spec = match cls.getattr_opt(intern!(py, "_jitctypes_spec_"))? {
+            Some(spec) => spec.downcast_into::<FuncSpec>()?.unbind(),
+            None => empty_spec(py)?,
+        };
+        let this = CFuncPtr {
+            spec,
+            argtypes: None,
+            restype: None,
+            errcheck: None,
+            paramflags: None,
+            callable: None,
+            last_call: None,
+        };
+        Ok(PyClassInitializer::from(CData::for_class(cls, kwargs)?).add_subclass(this))
+    }
+
+    /// Sets what the constructor forms decide (in Python, `jitctypes._ctypes.function`):
+    /// the address, `paramflags`, and the callable of a callback.
+    #[pyo3(signature = (address, paramflags = None, callable = None))]
+    fn _jitctypes_setup_(
+        slf: &Bound<'_, CFuncPtr>,
+        address: usize,
+        paramflags: Option<PyObject>,
+        callable: Option<PyObject>,
+    ) {
+        {
+            let data = slf.as_super().borrow();
+            // SAFETY: a function pointer object's memory holds one pointer.
+            unsafe { *(data.address() as *mut usize) = address };
+        }
+        let mut this = slf.borrow_mut();
+        this.paramflags = paramflags.filter(|flags| !flags.is_none(slf.py()));
+        this.callable = callable;
+    }
+
+    #[getter]
+    fn argtypes(&self, py: Python<'_>) -> PyObject {
+        match self.argtypes.as_ref().or(self.spec.get().argtypes.as_ref()) {
+            Some(argtypes) => argtypes.declared.clone_ref(py),
+            None => py.None(),
+        }
+    }
+
+    #[setter]
+    fn set_argtypes(&mut self, argtypes: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        self.argtypes = match argtypes {
+            Some(argtypes) if !argtypes.is_none() => Some(ArgTypes::of(argtypes)?),
+            _ => None,
+        };
+        self.last_call = None;
+        Ok(())
+    }
+
+    #[getter]
+    fn restype(&self, py: Python<'_>) -> PyObject {
+        match self.restype.as_ref().or(self.spec.get().restype.as_ref()) {
+            Some((restype, _)) => restype.clone_ref(py),
+            None => py.None(),
+        }
+    }
+
+    #[setter]
+    fn set_restype(&mut self, restype: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        self.restype = match restype {
+            Some(restype) => Some((restype.clone().unbind(), Arc::new(ResultSpec::of(restype)?))),
+            None => None,
+        };
+        self.last_call = None;
+        Ok(())
+    }
+
+    #[getter]
+    fn errcheck(&self, py: Python<'_>) -> PyObject {
+        self.errcheck.as_ref().map_or_else(|| py.None(), |errcheck| errcheck.clone_ref(py))
+    }
+
+    #[setter]
+    fn set_errcheck(&mut self, errcheck: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        if let Some(errcheck) = errcheck {
+            if !errcheck.is_callable() {
+                return Err(PyTypeError::new_err("the errcheck attribute must be callable"));
+            }
+        }
+        self.errcheck = errcheck.map(|errcheck| errcheck.clone().unbind());
+        Ok(())
+    }
+
+    fn __bool__(slf: &Bound<'_, CFuncPtr>) -> bool {
+        target_address(slf) != 0
+    }
+
+    fn __repr__(slf: &Bound<'_, CFuncPtr>) -> PyResult<String> {
+        Ok(format!("<{} object at {:#x}>", slf.get_type().name()?, slf.as_ptr() as usize))
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        slf: &Bound<'_, CFuncPtr>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyObject> {
+        let py = slf.py();
+        let plan = slf.borrow().plan(py);
+        let (callargs, outputs) = match &plan.paramflags {
+            Some(paramflags) => {
+                let built = paramflags_helpers(py)?.getattr(intern!(py, "build_callargs"))?.call1((
+                    plan.declared_argtypes.as_ref().map(|argtypes| argtypes.bind(py)),
+                    paramflags,
+                    args,
+                    kwargs,
+                ))?;
+                let (callargs, outputs): (Bound<'_, PyTuple>, PyObject) = built.extract()?;
+                (callargs, Some(outputs))
+            }
+            None => {
+                if kwargs.is_some_and(|kwargs| !kwargs.is_empty()) {
+                    return Err(PyTypeError::new_err("call takes no keyword arguments"));
+                }
+                (args.clone(), None)
+            }
+        };
+        check_argument_count(&plan, callargs.len())?;
+        let address = target_address(slf);
+        if address == 0 {
+            return Err(PyValueError::new_err("NULL function pointer"));
+        }
+        let result = call_with(slf, &plan, address, &callargs)?;
+        let result = match &plan.errcheck {
+            Some(errcheck) => {
+                let checked = errcheck.call1(py, (result.clone_ref(py), slf, &callargs))?;
+                if !checked.is(&callargs) {
+                    return Ok(checked);
+                }
+                // errcheck returned the arguments unchanged: carry on with the
+                // out-parameters, as stock does.
+                result
+            }
+            None => result,
+        };
+        match outputs {
+            Some(outputs) => paramflags_helpers(py)?
+                .getattr(intern!(py, "build_result"))?
+                .call1((result, &callargs, outputs))
+                .map(Bound::unbind),
+            None => Ok(result),
+        }
+    }
+}
+
+/// Stock's count check: at least `len(argtypes)` arguments for cdecl functions (more
+/// are passed as converted without a type), exactly that many otherwise.
+fn check_argument_count(plan: &CallPlan, actual: usize) -> PyResult<()> {
+    let Some(converters) = &plan.converters else { return Ok(()) };
+    let required = converters.len();
+    let plural = if required == 1 { "" } else { "s" };
+    if plan.flags & FUNCFLAG_CDECL != 0 {
+        if required > actual {
+            return Err(PyTypeError::new_err(format!(
+                "this function takes at least {required} argument{plural} ({actual} given)"
+            )));
+        }
+    } else if required != actual {
+        return Err(PyTypeError::new_err(format!(
+            "this function takes {required} argument{plural} ({actual} given)"
+        )));
+    }
+    Ok(())
+}
+
+/// Converts `callargs`, calls the function at `address` and boxes the result.
+fn call_with(
+    slf: &Bound<'_, CFuncPtr>,
+    plan: &CallPlan,
+    address: usize,
+    callargs: &Bound<'_, PyTuple>,
+) -> PyResult<PyObject> {
+    let py = slf.py();
+    let typed = plan.converters.as_ref().map_or(0, |converters| converters.len());
+    let mut params = Vec::with_capacity(callargs.len());
+    let mut converted = Vec::with_capacity(typed);
+    for (position, arg) in callargs.iter().enumerate() {
+        let index = position + 1;
+        let param = match plan.converters.as_ref().and_then(|converters| converters.get(position)) {
+            Some(converter) => {
+                let value = converter.call1(py, (arg,)).map_err(|error| argument_error(py, index, error))?;
+                let param = Param::convert(value.bind(py), index);
+                converted.push(value);
+                param
+            }
+            None => Param::convert(&arg, index),
+        };
+        params.push(param.map_err(|error| argument_error(py, index, error))?);
+    }
+    // A function called with more arguments than it declares may be variadic (printf):
+    // only libffi sets `%al` for those, so floating-point extras go through libffi.
+    let maybe_variadic_floats = params[typed.min(params.len())..].iter().any(|param| passes_in_sse(&param.jit));
+    let signature = Signature::new(plan.result.jit_type(py)?, params.iter().map(|param| param.jit.clone()).collect())
+        .map_err(signature_error)?;
+    let options = CallOptions {
+        use_errno: plan.flags & FUNCFLAG_USE_ERRNO != 0,
+        libffi_only: maybe_variadic_floats || !jit_enabled(),
+    };
+    let function = match &plan.cached {
+        Some(cached)
+            if cached.address() as usize == address
+                && cached.options() == options
+                && cached.caller().signature() == &signature =>
+        {
+            cached.clone()
+        }
+        _ => {
+            let function =
+                ForeignFunction::new(address as *const c_void, signature, options).map_err(call_error)?;
+            slf.borrow_mut().last_call = Some(function.clone());
+            function
+        }
+    };
+    let pointers: Vec<*mut c_void> = params.iter_mut().map(Param::value_ptr).collect();
+    let ret_size = function.caller().signature().ret_buffer_size();
+    let mut ret = vec![Slot::default(); ret_size.div_ceil(16).max(1)];
+    let frame = CallFrame::new(&function, pointers.as_ptr(), ret.as_mut_ptr().cast());
+    if plan.flags & FUNCFLAG_PYTHONAPI == 0 {
+        // SAFETY: the signature was built from the converted arguments, each stored where
+        // its pointer says, and `ret` holds `ret_buffer_size` bytes. The address is the
+        // user's promise, as in ctypes.
+        py.allow_threads(|| unsafe { frame.run() });
+    } else {
+        // SAFETY: as above.
+        unsafe { frame.run() };
+        if let Some(error) = PyErr::take(py) {
+            return Err(error);
+        }
+    }
+    // Arguments stay alive until the result is read: a `char *` result may point into one.
+    let result = plan.result.boxed(py, &ret);
+    drop(params);
+    drop(converted);
+    result
+}
+
+/// True if `ty` is or contains a `float`/`double` (a variadic callee then needs `%al`).
+fn passes_in_sse(ty: &Type) -> bool {
+    let mut found = false;
+    ty.for_each_scalar(0, &mut |_, scalar| found |= scalar.is_float());
+    found
+}
+
+/// Registers the class, its spec and `ArgumentError`.
+pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    module.add_class::<CFuncPtr>()?;
+    module.add_class::<FuncSpec>()?;
+    module.add("ArgumentError", py.get_type::<ArgumentError>())?;
+    module.add("FUNCFLAG_CDECL", FUNCFLAG_CDECL)?;
+    module.add("FUNCFLAG_HRESULT", FUNCFLAG_HRESULT)?;
+    module.add("FUNCFLAG_PYTHONAPI", FUNCFLAG_PYTHONAPI)?;
+    module.add("FUNCFLAG_USE_ERRNO", FUNCFLAG_USE_ERRNO)?;
+    module.add("FUNCFLAG_USE_LASTERROR", FUNCFLAG_USE_LASTERROR)?;
+    Ok(())
+}
