@@ -192,6 +192,57 @@ impl CData {
         self.objects.as_ref().map_or_else(|| py.None(), |objects| objects.clone_ref(py))
     }
 
+    /// Exports the object's memory, always writable, with its type's format and shape.
+    /// The `BufferFormat` is held by the view (`internal`) so that the format and shape
+    /// it points at outlive it even if the type is changed meanwhile.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        _flags: std::os::raw::c_int,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let format = match slf.get_type().getattr_opt(intern!(py, "_jitctypes_buffer_"))? {
+            Some(format) => format.downcast_into::<BufferFormat>()?,
+            None => Bound::new(py, BufferFormat::new("B", Vec::new(), slf.borrow().size)?)?,
+        };
+        let (address, size) = {
+            let data = slf.borrow();
+            (data.address, data.size)
+        };
+        let info = format.get();
+        // SAFETY: CPython hands us a view to fill; the pointers stored stay valid while the
+        // view holds `obj` and `internal` (released in `__releasebuffer__`).
+        unsafe {
+            (*view).buf = address as *mut std::ffi::c_void;
+            (*view).obj = slf.clone().into_any().into_ptr();
+            (*view).len = size as pyo3::ffi::Py_ssize_t;
+            (*view).readonly = 0;
+            (*view).itemsize = info.itemsize as pyo3::ffi::Py_ssize_t;
+            (*view).format = info.format.as_ptr() as *mut std::ffi::c_char;
+            (*view).ndim = info.shape.len() as std::os::raw::c_int;
+            (*view).shape = if info.shape.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                info.shape.as_ptr() as *mut pyo3::ffi::Py_ssize_t
+            };
+            (*view).strides = std::ptr::null_mut();
+            (*view).suboffsets = std::ptr::null_mut();
+            (*view).internal = format.into_ptr().cast();
+        }
+        Ok(())
+    }
+
+    unsafe fn __releasebuffer__(_slf: Bound<'_, Self>, view: *mut pyo3::ffi::Py_buffer) {
+        // SAFETY: `internal` holds the reference to the `BufferFormat` taken above.
+        unsafe {
+            let internal = (*view).internal.cast::<pyo3::ffi::PyObject>();
+            if !internal.is_null() {
+                pyo3::ffi::Py_DecRef(internal);
+                (*view).internal = std::ptr::null_mut();
+            }
+        }
+    }
+
     /// What a function's out-parameter of this type returns: the object itself (simple
     /// types return their value).
     fn __ctypes_from_outparam__<'py>(slf: &Bound<'py, CData>) -> Bound<'py, CData> {
@@ -428,3 +479,33 @@ fn type_ctype<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, CType>> {
 pub fn is_simple_type_code(code: &str) -> bool {
     Code::from_letter(code).is_some()
 }
+
+/// What a ctypes type exports through the buffer protocol (PEP 3118): its format string,
+/// shape and item size, computed once per type by the metaclass (`_jitctypes_buffer_`).
+#[pyclass(frozen, module = "jitctypes._rawffi")]
+pub struct BufferFormat {
+    format: std::ffi::CString,
+    shape: Vec<pyo3::ffi::Py_ssize_t>,
+    itemsize: usize,
+}
+
+#[pymethods]
+impl BufferFormat {
+    #[new]
+    fn new(format: &str, shape: Vec<isize>, itemsize: usize) -> PyResult<BufferFormat> {
+        let format = std::ffi::CString::new(format)
+            .map_err(|_| pyo3::exceptions::PyValueError::new_err("NUL in buffer format"))?;
+        Ok(BufferFormat { format, shape, itemsize })
+    }
+
+    #[getter]
+    fn format(&self) -> String {
+        self.format.to_string_lossy().into_owned()
+    }
+
+    #[getter]
+    fn shape(&self) -> Vec<isize> {
+        self.shape.clone()
+    }
+}
+

@@ -77,6 +77,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<function::FuncPtr>()?;
     module.add_class::<callback::Callback>()?;
     module.add_class::<cdata::CData>()?;
+    module.add_class::<cdata::BufferFormat>()?;
     module.add_class::<cdata::SimpleCData>()?;
     param::register(module)?;
     funcptr::register(module)?;

@@ -2,6 +2,7 @@
 ``CType``, adds ``value``/``raw`` to char arrays); indexing runs in Rust (``_rawffi.Array``)."""
 
 from jitctypes import _rawffi
+from jitctypes._ctypes import pep3118
 from jitctypes._ctypes.basics import _CDataType
 from jitctypes._ctypes.structure import _field_access
 
@@ -58,6 +59,7 @@ class PyCArrayType(_CDataType):
             return cls  # the abstract root, Array itself
         length, element = _length_of(cls), _element_of(cls)
         type.__setattr__(cls, "__ctype__", _rawffi.CType.array(element.__ctype__, length))
+        pep3118.set_array(cls, element, length)
         code = (
             getattr(element, "_type_", None) if element.__dict__.get("_jitctypes_basic_") else None
         )

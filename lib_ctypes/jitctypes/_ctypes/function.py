@@ -8,6 +8,7 @@ Calls run in Rust (``_rawffi.CFuncPtr.__call__``); only functions declared with
 """
 
 from jitctypes import _rawffi
+from jitctypes._ctypes import pep3118
 from jitctypes._ctypes.basics import _CDataType
 
 PARAMFLAG_FIN = 0x1
@@ -25,6 +26,7 @@ class PyCFuncPtrType(_CDataType):
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         type.__setattr__(cls, "__ctype__", _rawffi.CType.pointer())
         type.__setattr__(cls, "_jitctypes_has_pointer_", True)
+        pep3118.set_function(cls)
         if not any(isinstance(base, PyCFuncPtrType) for base in bases):
             return cls  # the abstract root, CFuncPtr itself
         flags = namespace.get("_flags_")
@@ -63,8 +65,6 @@ class CFuncPtr(_rawffi.CFuncPtr, metaclass=PyCFuncPtrType):
 
 def _from_library(cls, spec, paramflags=None):
     """``prototype((name, dll), paramflags)``: the symbol `name` of `dll`."""
-    if paramflags is None:
-        pass
     spec = tuple(spec)
     if len(spec) < 2:
         raise TypeError("illegal func_spec argument")

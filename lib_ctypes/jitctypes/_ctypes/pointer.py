@@ -3,6 +3,7 @@
 in Rust (``_rawffi._Pointer``)."""
 
 from jitctypes import _rawffi
+from jitctypes._ctypes import pep3118
 from jitctypes._ctypes.basics import _CDataType
 from jitctypes._ctypes.structure import _field_access
 
@@ -25,6 +26,7 @@ class PyCPointerType(_CDataType):
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         type.__setattr__(cls, "__ctype__", _rawffi.CType.pointer())
         type.__setattr__(cls, "_jitctypes_has_pointer_", True)
+        pep3118.set_pointer(cls, None)
         if "_type_" in namespace:
             cls._jitctypes_set_target(namespace["_type_"])
         return cls
@@ -34,6 +36,7 @@ class PyCPointerType(_CDataType):
             raise TypeError("_type_ must have storage info")
         type.__setattr__(cls, "_type_", target)
         type.__setattr__(cls, "_jitctypes_access_", _target_access(target))
+        pep3118.set_pointer(cls, target)
 
     def set_type(cls, target) -> None:
         """Completes an incomplete pointer type (used by ``ctypes.SetPointerType``)."""

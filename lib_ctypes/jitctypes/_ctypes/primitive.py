@@ -2,6 +2,7 @@
 Rust ``_SimpleCData`` (which does the per-value work: ``.value``, ``bool``, ``repr``)."""
 
 from jitctypes import _rawffi
+from jitctypes._ctypes import pep3118
 from jitctypes._ctypes.basics import _CDataType
 
 # The type codes stock ctypes lists in its error message ('X' and 'v' are Windows-only
@@ -55,6 +56,7 @@ class PyCSimpleType(_CDataType):
         if "__ctype__" not in namespace:
             cls.__ctype__ = _rawffi.CType.scalar(code)
         cls._jitctypes_has_pointer_ = code in _POINTER_CODES
+        pep3118.set_simple(cls, code, big_endian=False)
         if cls._jitctypes_basic_ and code in _SPECIAL_FROM_PARAM:
             cls.from_param = classmethod(_SPECIAL_FROM_PARAM[code])
         if "_type_" in namespace and mcls is PyCSimpleType:
@@ -65,6 +67,7 @@ class PyCSimpleType(_CDataType):
                     "_jitctypes_basic_": True,
                 }
                 swapped = super().__new__(mcls, name, bases, swapped_namespace)
+                pep3118.set_simple(swapped, code, big_endian=True)
                 swapped.__ctype_le__ = cls
                 swapped.__ctype_be__ = swapped
                 cls.__ctype_le__ = cls

@@ -3,6 +3,7 @@
 per field) and the instance initialiser."""
 
 from jitctypes import _rawffi
+from jitctypes._ctypes import pep3118
 from jitctypes._ctypes.basics import _CDataType
 
 _INTEGER_CODES = frozenset("bBhHiIlLqQ?")
@@ -63,6 +64,7 @@ class _AggregateType(_CDataType):
             # Not laid out yet: an empty aggregate until `_fields_` is assigned.
             type.__setattr__(cls, "__ctype__", _rawffi.layout(mcls._kind, []).ctype)
             type.__setattr__(cls, "_jitctypes_has_union_", mcls._kind == "union")
+            pep3118.set_incomplete(cls)
         return cls
 
     def __setattr__(cls, name, value):
@@ -122,6 +124,7 @@ class _AggregateType(_CDataType):
             found = any(getattr(t, flag, False) for t in types + inherited)
             type.__setattr__(cls, flag, found or (flag == "_jitctypes_has_union_" and cls._kind == "union"))
         type.__setattr__(cls, "_jitctypes_field_names_", tuple(base_names + names))
+        pep3118.set_aggregate(cls, names, types, cls._kind == "struct", bool(pack))
         type.__setattr__(cls, "_jitctypes_final_", True)
         cls._jitctypes_make_anonymous()
 

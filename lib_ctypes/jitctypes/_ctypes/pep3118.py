@@ -1,0 +1,56 @@
+"""Buffer formats (PEP 3118) of ctypes types, as stock ctypes writes them: computed once per
+type by the metaclasses and kept on the class as ``_jitctypes_buffer_`` (what the Rust
+``__getbuffer__`` exports), ``_jitctypes_format_`` (None where stock has none: unions,
+packed and incomplete structures, which export ``"B"``) and ``_jitctypes_shape_``."""
+
+from jitctypes import _rawffi
+
+# Standard-size struct codes for the ctypes codes whose C size differs from the standard
+# one on x86-64 (`long` is 8 bytes); all other codes are their own.
+_STANDARD_CODES = {"l": "q", "L": "Q"}
+
+
+def _install(cls, format_string, shape=(), itemsize=None) -> None:
+    size = cls.__ctype__.size
+    type.__setattr__(cls, "_jitctypes_format_", format_string)
+    type.__setattr__(cls, "_jitctypes_shape_", tuple(shape))
+    type.__setattr__(cls, "_jitctypes_itemsize_", size if itemsize is None else itemsize)
+    buffer = _rawffi.BufferFormat(format_string or "B", list(shape), cls._jitctypes_itemsize_)
+    type.__setattr__(cls, "_jitctypes_buffer_", buffer)
+
+
+def _with_shape(cls) -> str:
+    """The format of `cls` as a member of another format: its shape, then its format."""
+    shape = getattr(cls, "_jitctypes_shape_", ())
+    prefix = "(" + ",".join(str(dim) for dim in shape) + ")" if shape else ""
+    return prefix + (getattr(cls, "_jitctypes_format_", None) or "B")
+
+
+def set_simple(cls, code: str, big_endian: bool) -> None:
+    _install(cls, (">" if big_endian else "<") + _STANDARD_CODES.get(code, code))
+
+
+def set_pointer(cls, target) -> None:
+    _install(cls, "&" + _with_shape(target) if target is not None else "&B")
+
+
+def set_array(cls, element, length: int) -> None:
+    shape = (length, *getattr(element, "_jitctypes_shape_", ()))
+    itemsize = getattr(element, "_jitctypes_itemsize_", element.__ctype__.size)
+    _install(cls, getattr(element, "_jitctypes_format_", None) or "B", shape, itemsize)
+
+
+def set_aggregate(cls, names, types, is_struct: bool, packed: bool) -> None:
+    if not is_struct or packed:
+        _install(cls, None)
+        return
+    members = "".join(f"{_with_shape(t)}:{name}:" for name, t in zip(names, types, strict=True))
+    _install(cls, "T{" + members + "}")
+
+
+def set_incomplete(cls) -> None:
+    _install(cls, None)
+
+
+def set_function(cls) -> None:
+    _install(cls, "X{}")
