@@ -58,8 +58,14 @@ impl Target {
             if self.use_errno {
                 rawffi::call::exchange_private_errno();
             }
-            if let Err(error) = self.call_python(py, args, ret) {
-                write_unraisable(py, error, self.callable.bind(py));
+            let callable = self.callable.bind(py);
+            match self.call_python(py, args) {
+                Ok(result) => {
+                    if let Err(error) = self.store_result(py, &result, ret) {
+                        write_unraisable(py, error, callable, "converting result of");
+                    }
+                }
+                Err(error) => write_unraisable(py, error, callable, "calling"),
             }
             if self.use_errno {
                 rawffi::call::exchange_private_errno();
@@ -67,12 +73,12 @@ impl Target {
         })
     }
 
-    fn call_python(
+    /// Calls the callable with the C arguments converted.
+    fn call_python<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         args: *const *const c_void,
-        ret: *mut c_void,
-    ) -> PyResult<()> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let mut values = Vec::with_capacity(self.argtypes.len());
         for (index, (ctype, class)) in self.argtypes.iter().zip(&self.arg_classes).enumerate() {
             // SAFETY: libffi passes one pointer per declared argument, each to a value of
@@ -92,7 +98,16 @@ impl Target {
             };
             values.push(value);
         }
-        let result = self.callable.bind(py).call1(PyTuple::new(py, values)?)?;
+        self.callable.bind(py).call1(PyTuple::new(py, values)?)
+    }
+
+    /// Converts the callable's result into the C return value.
+    fn store_result(
+        &self,
+        py: Python<'_>,
+        result: &Bound<'_, PyAny>,
+        ret: *mut c_void,
+    ) -> PyResult<()> {
         let Some(restype) = &self.restype else { return Ok(()) };
         let restype = restype.get();
         if matches!(restype.shape, Shape::Void) {
@@ -100,7 +115,7 @@ impl Target {
         }
         let mut keep = KeepAlive::new();
         // SAFETY: the return buffer holds a value of the result type.
-        unsafe { store(&result, restype, ret.cast(), &mut keep)? };
+        unsafe { store(result, restype, ret.cast(), &mut keep)? };
         if !keep.is_empty() {
             // The C caller holds a pointer into these objects: they must never die.
             let is_object = matches!(restype.code(), Some((Code::PyObject, _)));
@@ -164,6 +179,10 @@ impl Callback {
         Ok(Callback { callback, callable: callable.unbind() })
     }
 
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.callable)
+    }
+
     /// The C function pointer, valid while this object lives.
     #[getter]
     fn address(&self) -> usize {
@@ -172,10 +191,10 @@ impl Callback {
 }
 
 /// Reports an exception of a callback as stock ctypes does: through `sys.unraisablehook`
-/// with the message "Exception ignored on calling ctypes callback function". The C API
+/// with the message "Exception ignored on <doing> ctypes callback function". The C API
 /// for a custom message differs by version (`PyErr_FormatUnraisable` from 3.13,
 /// `_PyErr_WriteUnraisableMsg` before), so it is looked up in the running interpreter.
-fn write_unraisable(py: Python<'_>, error: PyErr, callable: &Bound<'_, PyAny>) {
+fn write_unraisable(py: Python<'_>, error: PyErr, callable: &Bound<'_, PyAny>, doing: &str) {
     type FormatUnraisable = unsafe extern "C" fn(*const std::ffi::c_char, ...);
     type WriteUnraisableMsg =
         unsafe extern "C" fn(*const std::ffi::c_char, *mut pyo3::ffi::PyObject);
@@ -192,22 +211,23 @@ fn write_unraisable(py: Python<'_>, error: PyErr, callable: &Bound<'_, PyAny>) {
     let format = *FORMAT.get_or_init(|| lookup(c"PyErr_FormatUnraisable"));
     let write_msg = *WRITE_MSG.get_or_init(|| lookup(c"_PyErr_WriteUnraisableMsg"));
     error.restore(py);
+    let message = |prefix: &str, suffix: &str| {
+        std::ffi::CString::new(format!("{prefix}on {doing} ctypes callback function{suffix}"))
+            .expect("no NUL in the message")
+    };
     if format != 0 {
         // SAFETY: the symbol is CPython's `PyErr_FormatUnraisable(const char *, ...)`;
         // `%R` takes one object; an exception is set.
         unsafe {
             let function: FormatUnraisable = std::mem::transmute(format);
-            function(
-                c"Exception ignored on calling ctypes callback function %R".as_ptr(),
-                callable.as_ptr(),
-            );
+            function(message("Exception ignored ", " %R").as_ptr(), callable.as_ptr());
         }
     } else if write_msg != 0 {
         // SAFETY: the symbol is CPython's `_PyErr_WriteUnraisableMsg(const char *, obj)`;
         // an exception is set.
         unsafe {
             let function: WriteUnraisableMsg = std::mem::transmute(write_msg);
-            function(c"on calling ctypes callback function".as_ptr(), callable.as_ptr());
+            function(message("", "").as_ptr(), callable.as_ptr());
         }
     } else {
         // SAFETY: an exception is set.

@@ -25,7 +25,9 @@ const VIEW_KEYWORD: &str = "_jitctypes_view_";
 /// for `Structure()` and friends.
 pub fn class_ctype<'py>(cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, CType>> {
     match cls.getattr(intern!(cls.py(), "__ctype__")) {
-        Ok(ctype) => Ok(ctype.downcast_into::<CType>()?),
+        Ok(ctype) => {
+            ctype.downcast_into::<CType>().map_err(|_| PyTypeError::new_err("abstract class"))
+        }
         Err(_) => Err(PyTypeError::new_err("abstract class")),
     }
 }
@@ -102,6 +104,26 @@ impl CData {
         };
         data.objects = Some(objects.clone_ref(py));
         Ok(Some(objects))
+    }
+
+    /// What assigning `source` into another object keeps alive (stock's
+    /// `GetKeepedObjects`): the kept objects of the root of `source`'s base chain, a dict
+    /// made on first use for aggregates, arrays and pointers; None for a bare scalar.
+    pub fn container_objects(source: &Bound<'_, CData>) -> PyResult<Option<PyObject>> {
+        let py = source.py();
+        let mut root = source.clone();
+        loop {
+            let base = match &root.borrow().base {
+                Some(base) => base.bind(py).clone(),
+                None => break,
+            };
+            root = base.downcast_into::<CData>()?;
+        }
+        let mut data = root.borrow_mut();
+        if data.objects.is_none() && data.keeps_many {
+            data.objects = Some(PyDict::new(py).into_any().unbind());
+        }
+        Ok(data.objects.as_ref().map(|objects| objects.clone_ref(py)))
     }
 
     /// The object's memory as a byte slice.
@@ -243,6 +265,17 @@ impl CData {
         }
     }
 
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.base)?;
+        visit.call(&self.objects)
+    }
+
+    /// Breaks reference cycles through kept objects (a callback whose callable refers back
+    /// to the function pointer keeping it). The base stays: this object's memory is its.
+    fn __clear__(&mut self) {
+        self.objects = None;
+    }
+
     /// What a function's out-parameter of this type returns: the object itself (simple
     /// types return their value).
     fn __ctypes_from_outparam__<'py>(slf: &Bound<'py, CData>) -> Bound<'py, CData> {
@@ -277,7 +310,10 @@ impl CData {
             unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), this.address as *mut u8, len) };
         }
         let own = slf.getattr(intern!(slf.py(), "__dict__"))?;
-        own.call_method1(intern!(slf.py(), "update"), (dict,))?;
+        let own = own.downcast::<PyDict>().map_err(|_| {
+            PyTypeError::new_err("__dict__ must be a dictionary")
+        })?;
+        own.update(dict.as_mapping())?;
         Ok(())
     }
 }
@@ -332,13 +368,33 @@ pub fn at_address<'py>(
     base: Option<PyObject>,
     index: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let py = cls.py();
-    let kwargs = PyDict::new(py);
+    let kwargs = PyDict::new(cls.py());
     kwargs.set_item(VIEW_KEYWORD, (address, base, index))?;
-    // `cls.__new__` resolves to the `__new__` of the Rust class `cls` derives from (calling
-    // `_CData.__new__` on a `_SimpleCData` subclass is refused by CPython as unsafe).
-    let new = cls.getattr(intern!(py, "__new__"))?;
-    new.call((cls,), Some(&kwargs))
+    raw_instance(cls, Some(&kwargs))
+}
+
+/// A new instance of `cls` made without its Python-level `__new__` and `__init__` (stock
+/// allocates views and call results directly): by the `__new__` of the Rust class `cls`
+/// derives from. (CPython refuses `_CData.__new__` for a `_SimpleCData` subclass, so the
+/// nearest one is used.)
+pub fn raw_instance<'py>(
+    cls: &Bound<'py, PyType>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    use pyo3::PyTypeInfo;
+    let py = cls.py();
+    let base = if cls.is_subclass_of::<SimpleCData>()? {
+        SimpleCData::type_object(py)
+    } else if cls.is_subclass_of::<crate::array::Array>()? {
+        crate::array::Array::type_object(py)
+    } else if cls.is_subclass_of::<crate::pointer::Pointer>()? {
+        crate::pointer::Pointer::type_object(py)
+    } else if cls.is_subclass_of::<crate::funcptr::CFuncPtr>()? {
+        crate::funcptr::CFuncPtr::type_object(py)
+    } else {
+        CData::type_object(py)
+    };
+    base.getattr(intern!(py, "__new__"))?.call((cls,), kwargs)
 }
 
 /// `_SimpleCData`: one scalar; `.value` converts with the rules of its type code.
@@ -398,6 +454,23 @@ impl SimpleCData {
         keep_ref(slf.as_super(), 0, keep)
     }
 
+    /// Attributes set as usual (pyo3 needs this next to `__delattr__`).
+    fn __setattr__(
+        slf: &Bound<'_, SimpleCData>,
+        name: &Bound<'_, pyo3::types::PyString>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        generic_setattr(slf.as_any(), name, value.as_ptr())
+    }
+
+    /// `del obj.value` is a `TypeError` in ctypes; other attributes delete as usual.
+    fn __delattr__(slf: &Bound<'_, SimpleCData>, name: &Bound<'_, pyo3::types::PyString>) -> PyResult<()> {
+        if name.to_str()? == "value" {
+            return Err(PyTypeError::new_err("can't delete attribute"));
+        }
+        generic_setattr(slf.as_any(), name, std::ptr::null_mut())
+    }
+
     fn __bool__(slf: &Bound<'_, SimpleCData>) -> bool {
         let base = slf.as_super().borrow();
         // SAFETY: the object's memory holds `size` bytes.
@@ -425,6 +498,20 @@ impl SimpleCData {
             Ok(slf.clone().into_any().unbind())
         }
     }
+}
+
+/// CPython's generic attribute assignment (`value` NULL: deletion).
+fn generic_setattr(
+    obj: &Bound<'_, PyAny>,
+    name: &Bound<'_, pyo3::types::PyString>,
+    value: *mut pyo3::ffi::PyObject,
+) -> PyResult<()> {
+    // SAFETY: a live object, a str name, and a live value or NULL.
+    let status = unsafe { pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value) };
+    if status < 0 {
+        return Err(PyErr::fetch(obj.py()));
+    }
+    Ok(())
 }
 
 /// True for the basic simple types (`c_int`, ...), whose direct base is `_SimpleCData`;

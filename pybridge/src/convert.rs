@@ -127,6 +127,13 @@ unsafe fn store_scalar(
     let bits: u64 = match code {
         _ if code.is_integer() => masked_integer(value)?,
         Code::Bool => value.is_truthy()? as u64,
+        Code::VariantBool => {
+            if value.is_truthy()? {
+                0xffff
+            } else {
+                0
+            }
+        }
         Code::Float | Code::Double => {
             let number = float_value(value)?;
             // SAFETY: caller's contract (`size` bytes at `dst`).
@@ -280,6 +287,7 @@ fn scalar_from_bits(py: Python<'_>, code: Code, bits: u64) -> PyResult<PyObject>
     let size = code.jit_type().size();
     Ok(match code {
         Code::Bool => (bits & 0xff != 0).into_pyobject(py)?.to_owned().into_any().unbind(),
+        Code::VariantBool => (bits & 0xffff != 0).into_pyobject(py)?.to_owned().into_any().unbind(),
         Code::Char => PyBytes::new(py, &[bits as u8]).into_any().unbind(),
         Code::WideChar => {
             let unit = bits as u32;

@@ -25,6 +25,9 @@ pub enum Code {
     Double,
     LongDouble,
     Bool,
+    /// `VARIANT_BOOL` (`ctypes.wintypes`, on every platform as in stock): a `short` that is
+    /// -1 for true.
+    VariantBool,
     WideChar,
     CharPointer,
     WideCharPointer,
@@ -50,6 +53,7 @@ impl Code {
             "d" => Code::Double,
             "g" => Code::LongDouble,
             "?" => Code::Bool,
+            "v" => Code::VariantBool,
             "u" => Code::WideChar,
             "z" => Code::CharPointer,
             "Z" => Code::WideCharPointer,
@@ -76,6 +80,7 @@ impl Code {
             Code::Double => "d",
             Code::LongDouble => "g",
             Code::Bool => "?",
+            Code::VariantBool => "v",
             Code::WideChar => "u",
             Code::CharPointer => "z",
             Code::WideCharPointer => "Z",
@@ -89,7 +94,7 @@ impl Code {
         match self {
             Code::Char | Code::Byte => Type::I8,
             Code::UByte => Type::U8,
-            Code::Short => Type::I16,
+            Code::Short | Code::VariantBool => Type::I16,
             Code::UShort => Type::U16,
             Code::Int | Code::WideChar => Type::I32,
             Code::UInt => Type::U32,

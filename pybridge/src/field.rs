@@ -116,33 +116,51 @@ impl Member<'_, '_> {
             Access::Chars => set_chars(value, address, ctype.size)?,
             Access::WideChars => set_wide_chars(value, address, ctype.size)?,
             _ if value.is_instance_of::<CData>() => {
-                if !value.is_instance(field_type)? {
+                let source = value.downcast::<CData>()?;
+                let source_address = source.borrow().address();
+                if value.is_instance(field_type)? {
+                    // SAFETY: both are `ctype.size` bytes of C memory of the same type.
+                    unsafe {
+                        std::ptr::copy(source_address as *const u8, address as *mut u8, ctype.size)
+                    };
+                    keep.extend(CData::container_objects(source)?);
+                } else if ctype.is_pointer_type && array_of_target(value, field_type)? {
+                    // An array stored in a pointer field decays to a pointer to its first
+                    // element; the array itself (and what it keeps) must then stay alive.
+                    // SAFETY: a pointer field holds one pointer.
+                    unsafe { write_uint(address as *mut u8, 8, source_address as u64, false) };
+                    let kept = CData::container_objects(source)?.unwrap_or_else(|| py.None());
+                    keep.push(PyTuple::new(py, [kept, value.clone().unbind()])?.into_any().unbind());
+                } else {
                     return Err(PyTypeError::new_err(format!(
                         "incompatible types, {} instance instead of {} instance",
                         value.get_type().name()?,
                         field_type.name()?
                     )));
                 }
-                let source = value.downcast::<CData>()?;
-                let source_address = source.borrow().address();
-                // SAFETY: both are `ctype.size` bytes of C memory of the same type.
-                unsafe {
-                    std::ptr::copy(source_address as *const u8, address as *mut u8, ctype.size)
-                };
-                let kept = source.getattr(intern!(py, "_objects"))?;
-                if !kept.is_none() {
-                    keep.push(kept.unbind());
+            }
+            _ if ctype.is_pointer_type && value.is_none() => {
+                // SAFETY: a pointer field holds one pointer.
+                unsafe { write_uint(address as *mut u8, 8, 0, false) };
+            }
+            _ if matches!(ctype.shape, Shape::Scalar { .. }) && !ctype.is_pointer_type => {
+                match &self.bits {
+                    Some((bits, window)) => {
+                        set_bitfield(value, ctype, address, bits, *window)?;
+                    }
+                    // SAFETY: the field lies inside the parent's memory.
+                    None => unsafe { store(value, ctype, address as *mut u8, &mut keep)? },
                 }
             }
-            _ if matches!(ctype.shape, Shape::Scalar { .. }) => match &self.bits {
-                Some((bits, window)) => {
-                    set_bitfield(value, ctype, address, bits, *window)?;
-                }
-                // SAFETY: the field lies inside the parent's memory.
-                None => unsafe { store(value, ctype, address as *mut u8, &mut keep)? },
-            },
             _ if value.is_instance_of::<PyTuple>() => {
-                let converted = field_type.call1(value.downcast::<PyTuple>()?)?;
+                // Stock ctypes builds the field's type from a tuple, and reports a failure
+                // as a RuntimeError naming that type.
+                let converted = field_type.call1(value.downcast::<PyTuple>()?).map_err(|error| {
+                    let class = error.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
+                    let message = error.value(py).to_string();
+                    let name = field_type.name().map(|n| n.to_string()).unwrap_or_default();
+                    pyo3::exceptions::PyRuntimeError::new_err(format!("({name}) {class}: {message}"))
+                })?;
                 return self.write(parent, address, &converted);
             }
             _ => {
@@ -154,6 +172,20 @@ impl Member<'_, '_> {
             }
         }
         keep_ref(parent, self.index, keep)
+    }
+}
+
+/// True if `value` is an array whose element type is exactly the target of the pointer
+/// type `pointer_type` (stock lets such arrays be stored in pointer fields).
+fn array_of_target(value: &Bound<'_, PyAny>, pointer_type: &Bound<'_, PyType>) -> PyResult<bool> {
+    if !value.is_instance_of::<crate::array::Array>() {
+        return Ok(false);
+    }
+    let py = value.py();
+    let element = value.get_type().getattr(intern!(py, "_type_"))?;
+    match pointer_type.getattr_opt(intern!(py, "_type_"))? {
+        Some(target) => Ok(element.is(&target)),
+        None => Ok(false),
     }
 }
 

@@ -30,6 +30,9 @@ use crate::param::{Param, Slot};
 
 create_exception!(ctypes, ArgumentError, PyException);
 
+/// Most arguments a call may have (stock's limit, also for callbacks).
+pub const CTYPES_MAX_ARGCOUNT: usize = 1024;
+
 pub const FUNCFLAG_CDECL: u32 = 0x1;
 pub const FUNCFLAG_HRESULT: u32 = 0x2;
 pub const FUNCFLAG_PYTHONAPI: u32 = 0x4;
@@ -108,7 +111,7 @@ impl ResultSpec {
             ResultKind::Value(ctype) => result_value(py, ctype.get(), ret)?,
             ResultKind::Instance { cls, ctype } => {
                 let cls = cls.bind(py);
-                let instance = cls.getattr(intern!(py, "__new__"))?.call1((cls,))?;
+                let instance = crate::cdata::raw_instance(cls, None)?;
                 let address = instance.downcast::<CData>()?.borrow().address();
                 let size = ctype.get().size;
                 // SAFETY: the return buffer holds a value of the result type (`size` bytes)
@@ -179,19 +182,27 @@ impl FuncSpec {
     #[pyo3(signature = (argtypes, restype, has_restype, flags))]
     fn new(
         argtypes: Option<Bound<'_, PyAny>>,
-        restype: Option<Bound<'_, PyAny>>,
+        restype: Bound<'_, PyAny>,
         has_restype: bool,
         flags: u32,
     ) -> PyResult<FuncSpec> {
-        let argtypes = argtypes.map(|argtypes| ArgTypes::of(&argtypes)).transpose()?;
-        let restype = match restype {
-            Some(restype) if has_restype => {
-                let spec = ResultSpec::of(&restype).map_err(|_| {
-                    PyTypeError::new_err("_restype_ must be a type, a callable, or None")
-                })?;
-                Some((restype.unbind(), Arc::new(spec)))
+        if let Some(argtypes) = &argtypes {
+            if let Ok(count) = argtypes.len() {
+                if count > CTYPES_MAX_ARGCOUNT {
+                    return Err(ArgumentError::new_err(format!(
+                        "_argtypes_ has too many arguments ({count}), maximum is {CTYPES_MAX_ARGCOUNT}"
+                    )));
+                }
             }
-            _ => None,
+        }
+        let argtypes = argtypes.map(|argtypes| ArgTypes::of(&argtypes)).transpose()?;
+        let restype = if has_restype {
+            let spec = ResultSpec::of(&restype).map_err(|_| {
+                PyTypeError::new_err("_restype_ must be a type, a callable, or None")
+            })?;
+            Some((restype.unbind(), Arc::new(spec)))
+        } else {
+            None
         };
         Ok(FuncSpec { argtypes, restype, flags })
     }
@@ -327,16 +338,20 @@ impl CFuncPtr {
         this.callable = callable;
     }
 
-    #[getter]
-    fn argtypes(&self, py: Python<'_>) -> PyObject {
+    // `argtypes`, `restype` and `errcheck` are Python properties over these methods
+    // (`jitctypes._ctypes.function`): a pyo3 setter cannot tell `f.restype = None` from
+    // `del f.restype`, which mean different things in ctypes.
+
+    fn _jitctypes_get_argtypes_(&self, py: Python<'_>) -> PyObject {
         match self.argtypes.as_ref().or(self.spec.get().argtypes.as_ref()) {
             Some(argtypes) => argtypes.declared.clone_ref(py),
             None => py.None(),
         }
     }
 
-    #[setter]
-    fn set_argtypes(&mut self, argtypes: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    /// `f.argtypes = seq` (None, or deleting, reverts to the class's).
+    #[pyo3(signature = (argtypes = None))]
+    fn _jitctypes_set_argtypes_(&mut self, argtypes: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         self.argtypes = match argtypes {
             Some(argtypes) if !argtypes.is_none() => Some(ArgTypes::of(argtypes)?),
             _ => None,
@@ -345,38 +360,66 @@ impl CFuncPtr {
         Ok(())
     }
 
-    #[getter]
-    fn restype(&self, py: Python<'_>) -> PyObject {
+    fn _jitctypes_get_restype_(&self, py: Python<'_>) -> PyObject {
         match self.restype.as_ref().or(self.spec.get().restype.as_ref()) {
             Some((restype, _)) => restype.clone_ref(py),
             None => py.None(),
         }
     }
 
-    #[setter]
-    fn set_restype(&mut self, restype: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        self.restype = match restype {
-            Some(restype) => Some((restype.clone().unbind(), Arc::new(ResultSpec::of(restype)?))),
-            None => None,
+    /// `f.restype = T` (None: void); `delete=True` reverts to the class's.
+    #[pyo3(signature = (restype, delete = false))]
+    fn _jitctypes_set_restype_(&mut self, restype: &Bound<'_, PyAny>, delete: bool) -> PyResult<()> {
+        self.restype = if delete {
+            None
+        } else {
+            Some((restype.clone().unbind(), Arc::new(ResultSpec::of(restype)?)))
         };
         self.last_call = None;
         Ok(())
     }
 
-    #[getter]
-    fn errcheck(&self, py: Python<'_>) -> PyObject {
+    fn _jitctypes_get_errcheck_(&self, py: Python<'_>) -> PyObject {
         self.errcheck.as_ref().map_or_else(|| py.None(), |errcheck| errcheck.clone_ref(py))
     }
 
-    #[setter]
-    fn set_errcheck(&mut self, errcheck: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        if let Some(errcheck) = errcheck {
-            if !errcheck.is_callable() {
-                return Err(PyTypeError::new_err("the errcheck attribute must be callable"));
+    /// `f.errcheck = callable`; `delete=True` removes it.
+    #[pyo3(signature = (errcheck, delete = false))]
+    fn _jitctypes_set_errcheck_(&mut self, errcheck: &Bound<'_, PyAny>, delete: bool) -> PyResult<()> {
+        if delete {
+            self.errcheck = None;
+            return Ok(());
+        }
+        if !errcheck.is_callable() {
+            return Err(PyTypeError::new_err("the errcheck attribute must be callable"));
+        }
+        self.errcheck = Some(errcheck.clone().unbind());
+        Ok(())
+    }
+
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.spec)?;
+        if let Some(argtypes) = &self.argtypes {
+            visit.call(&argtypes.declared)?;
+            for converter in argtypes.converters.iter() {
+                visit.call(converter)?;
             }
         }
-        self.errcheck = errcheck.map(|errcheck| errcheck.clone().unbind());
+        if let Some((restype, _)) = &self.restype {
+            visit.call(restype)?;
+        }
+        visit.call(&self.errcheck)?;
+        visit.call(&self.paramflags)?;
+        visit.call(&self.callable)?;
         Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.argtypes = None;
+        self.restype = None;
+        self.errcheck = None;
+        self.paramflags = None;
+        self.callable = None;
     }
 
     fn __bool__(slf: &Bound<'_, CFuncPtr>) -> bool {
@@ -414,6 +457,12 @@ impl CFuncPtr {
             }
         };
         check_argument_count(&plan, callargs.len())?;
+        if callargs.len() > CTYPES_MAX_ARGCOUNT {
+            return Err(ArgumentError::new_err(format!(
+                "too many arguments ({}), maximum is {CTYPES_MAX_ARGCOUNT}",
+                callargs.len()
+            )));
+        }
         let address = target_address(slf);
         if address == 0 {
             return Err(PyValueError::new_err("NULL function pointer"));
@@ -545,6 +594,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<CFuncPtr>()?;
     module.add_class::<FuncSpec>()?;
     module.add("ArgumentError", py.get_type::<ArgumentError>())?;
+    module.add("CTYPES_MAX_ARGCOUNT", CTYPES_MAX_ARGCOUNT)?;
     module.add("FUNCFLAG_CDECL", FUNCFLAG_CDECL)?;
     module.add("FUNCFLAG_HRESULT", FUNCFLAG_HRESULT)?;
     module.add("FUNCFLAG_PYTHONAPI", FUNCFLAG_PYTHONAPI)?;

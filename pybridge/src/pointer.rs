@@ -39,7 +39,8 @@ impl Pointer {
         _args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyClassInitializer<Pointer>> {
-        if cls.getattr(intern!(cls.py(), "_type_")).is_err() {
+        let complete = cls.getattr_opt(intern!(cls.py(), "_jitctypes_complete_"))?;
+        if !complete.map(|flag| flag.is_truthy()).transpose()?.unwrap_or(false) {
             return Err(PyTypeError::new_err("Cannot create instance: has no _type_"));
         }
         Ok(PyClassInitializer::from(CData::for_class(cls, kwargs)?).add_subclass(Pointer))

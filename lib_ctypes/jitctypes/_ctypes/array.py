@@ -48,6 +48,10 @@ def _set_char_raw(self, value):
     _rawffi.memmove(_rawffi.addressof(self), scratch.address, len(data))
 
 
+def _cannot_delete(self):
+    raise TypeError("can't delete attribute")
+
+
 class PyCArrayType(_CDataType):
     """Metaclass of array types (``c_int * 5``)."""
 
@@ -69,10 +73,12 @@ class PyCArrayType(_CDataType):
         for flag in ("_jitctypes_has_union_", "_jitctypes_has_pointer_"):
             type.__setattr__(cls, flag, getattr(element, flag, False))
         if code == "c":
-            cls.value = property(_char_value, _rawffi.set_char_array_value)
+            cls.value = property(_char_value, _rawffi.set_char_array_value, _cannot_delete)
             cls.raw = property(_char_raw, _set_char_raw)
         elif code == "u":
-            cls.value = property(_rawffi.wchar_array_value, _rawffi.set_wchar_array_value)
+            cls.value = property(
+                _rawffi.wchar_array_value, _rawffi.set_wchar_array_value, _cannot_delete
+            )
         return cls
 
 

@@ -46,6 +46,23 @@ class CFuncPtr(_rawffi.CFuncPtr, metaclass=PyCFuncPtrType):
 
     from_param = classmethod(_rawffi.cdata_from_param)
 
+    # Properties because deleting differs from assigning None (see pybridge/src/funcptr.rs).
+    argtypes = property(
+        _rawffi.CFuncPtr._jitctypes_get_argtypes_,
+        _rawffi.CFuncPtr._jitctypes_set_argtypes_,
+        _rawffi.CFuncPtr._jitctypes_set_argtypes_,
+    )
+    restype = property(
+        _rawffi.CFuncPtr._jitctypes_get_restype_,
+        _rawffi.CFuncPtr._jitctypes_set_restype_,
+        lambda self: self._jitctypes_set_restype_(None, delete=True),
+    )
+    errcheck = property(
+        _rawffi.CFuncPtr._jitctypes_get_errcheck_,
+        _rawffi.CFuncPtr._jitctypes_set_errcheck_,
+        lambda self: self._jitctypes_set_errcheck_(None, delete=True),
+    )
+
     def __new__(cls, *args):
         if not args:
             return super().__new__(cls)
@@ -101,14 +118,16 @@ def _from_callable(cls, function):
             raise TypeError("cannot build parameter")
         ctypes_of_args.append(ctype)
         classes.append(None if _is_basic_scalar(argtype) else argtype)
+    # Stock ctypes converts callback results with simple types' rules only: structures,
+    # pointers and arrays are refused, as there.
+    from jitctypes._ctypes.primitive import PyCSimpleType
+
     if restype is None:
         result_ctype = None
+    elif isinstance(restype, PyCSimpleType):
+        result_ctype = restype.__ctype__
     else:
-        result_ctype = getattr(restype, "__ctype__", None)
-        if not isinstance(result_ctype, _rawffi.CType) or (
-            result_ctype.kind != "scalar" and result_ctype.kind != "aggregate"
-        ):
-            raise TypeError("invalid result type for callback function")
+        raise TypeError("invalid result type for callback function")
     thunk = _rawffi.Callback(
         function,
         ctypes_of_args,

@@ -27,6 +27,8 @@ class PyCPointerType(_CDataType):
         type.__setattr__(cls, "__ctype__", _rawffi.CType.pointer())
         type.__setattr__(cls, "_jitctypes_has_pointer_", True)
         pep3118.set_pointer(cls, None)
+        # Only a class that names its own target can make instances (stock's stgdict rule).
+        type.__setattr__(cls, "_jitctypes_complete_", False)
         if "_type_" in namespace:
             cls._jitctypes_set_target(namespace["_type_"])
         return cls
@@ -36,6 +38,7 @@ class PyCPointerType(_CDataType):
             raise TypeError("_type_ must have storage info")
         type.__setattr__(cls, "_type_", target)
         type.__setattr__(cls, "_jitctypes_access_", _target_access(target))
+        type.__setattr__(cls, "_jitctypes_complete_", True)
         pep3118.set_pointer(cls, target)
 
     def set_type(cls, target) -> None:

@@ -5,8 +5,8 @@ from jitctypes import _rawffi
 from jitctypes._ctypes import pep3118
 from jitctypes._ctypes.basics import _CDataType
 
-# The type codes stock ctypes lists in its error message ('X' and 'v' are Windows-only
-# types that stock accepts on every platform; jitctypes refuses them on Linux).
+# The type codes stock ctypes lists in its error message. 'X' (BSTR) exists only on
+# Windows and is refused, as stock does on Linux; 'v' (VARIANT_BOOL) exists everywhere.
 _STOCK_TYPE_CODES = "cbBhHiIlLdfuzZqQPXOv?g"
 # Codes with a byte-swapped variant (``__ctype_be__`` on little-endian hosts).
 _SWAPPABLE_CODES = "hHiIlLqQfd"

@@ -53,13 +53,19 @@ class _AggregateType(_CDataType):
 
     def __new__(mcls, name, bases, namespace, **kwargs):
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
-        if not any(isinstance(base, _AggregateType) for base in bases):
-            return cls  # the abstract roots, Structure and Union themselves
+        if namespace.get("_jitctypes_abstract_root_"):
+            return cls  # Structure and Union themselves
+        if "_abstract_" in namespace:
+            # Stock gives such a class no storage: instances are refused ("abstract class").
+            type.__setattr__(cls, "__ctype__", None)
+            return cls
         for base in bases:
             if isinstance(base, _AggregateType):
                 type.__setattr__(base, "_jitctypes_final_", True)
         if "_fields_" in namespace:
-            cls._jitctypes_set_fields(namespace["_fields_"])
+            # Through the metaclass's __setattr__, as stock does: ctypes._endian's
+            # metaclass swaps the field types there.
+            setattr(cls, "_fields_", namespace["_fields_"])
         elif _aggregate_base(cls) is None:
             # Not laid out yet: an empty aggregate until `_fields_` is assigned.
             type.__setattr__(cls, "__ctype__", _rawffi.layout(mcls._kind, []).ctype)
@@ -97,6 +103,8 @@ class _AggregateType(_CDataType):
             bits = item[2] if len(item) == 3 else None
             if bits is not None:
                 _check_bits(field_type, bits, index)
+            if field_type is cls:
+                raise AttributeError("Structure or union cannot contain itself")
             if isinstance(field_type, _AggregateType):
                 type.__setattr__(field_type, "_jitctypes_final_", True)
             members.append((ctype, bits))
@@ -136,14 +144,22 @@ class _AggregateType(_CDataType):
             descriptor = cls.__dict__.get(name)
             if not isinstance(descriptor, _rawffi.CField):
                 raise AttributeError(f"'{name}' is specified in _anonymous_ but not in _fields_")
-            outer_type, _ctype, outer_offset, outer_index, _access, _bits = descriptor._parts()
-            for inner_name in getattr(outer_type, "_jitctypes_field_names_", ()):
-                inner = getattr(outer_type, inner_name)
-                field_type, ctype, offset, _index, access, bits = inner._parts()
-                combined = _rawffi.CField(
-                    field_type, ctype, outer_offset + offset, outer_index, access, bits
-                )
-                type.__setattr__(cls, inner_name, combined)
+            _promote_fields(cls, descriptor)
+
+
+def _promote_fields(cls, anonymous_field) -> None:
+    """Makes the fields of an anonymous member fields of `cls`, at their combined offset;
+    members that are anonymous in turn are promoted through, as stock does."""
+    outer_type, _ctype, outer_offset, outer_index, _access, _bits = anonymous_field._parts()
+    inner_anonymous = outer_type.__dict__.get("_anonymous_", ())
+    for inner_name in getattr(outer_type, "_jitctypes_field_names_", ()):
+        inner = outer_type.__dict__.get(inner_name) or getattr(outer_type, inner_name)
+        field_type, ctype, offset, _index, access, bits = inner._parts()
+        combined = _rawffi.CField(field_type, ctype, outer_offset + offset, outer_index, access, bits)
+        if inner_name in inner_anonymous:
+            _promote_fields(cls, combined)
+        else:
+            type.__setattr__(cls, inner_name, combined)
 
 
 class PyCStructType(_AggregateType):
@@ -181,6 +197,7 @@ class Structure(_rawffi._CData, metaclass=PyCStructType):
     """Structure base class."""
 
     __module__ = "_ctypes"
+    _jitctypes_abstract_root_ = True
 
     from_param = classmethod(_rawffi.cdata_from_param)
 
@@ -192,6 +209,7 @@ class Union(_rawffi._CData, metaclass=UnionType):
     """Union base class."""
 
     __module__ = "_ctypes"
+    _jitctypes_abstract_root_ = True
 
     from_param = classmethod(_rawffi.cdata_from_param)
 
