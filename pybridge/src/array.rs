@@ -163,7 +163,7 @@ pub fn set_char_array_value(array: &Bound<'_, CData>, value: &Bound<'_, PyAny>) 
     if bytes.as_bytes().len() > data.size() {
         return Err(PyValueError::new_err("byte string too long"));
     }
-    crate::field::set_chars(value, data.address(), data.size())
+    crate::field::set_chars(value, data.address(), data.size(), false)
 }
 
 /// Sets a `c_wchar` array's `value` from str; a shorter value is NUL-terminated.

@@ -23,6 +23,9 @@ pub struct Callback {
     callback: RawCallback,
     #[pyo3(get)]
     callable: Py<PyAny>,
+    /// The handler's state, also held here so that the garbage collector sees its
+    /// reference to the callable (a callable referring back to this callback is a cycle).
+    target: Arc<Target>,
 }
 
 /// Everything the handler needs, shared with the closure.
@@ -83,11 +86,19 @@ impl Target {
         for (index, (ctype, class)) in self.argtypes.iter().zip(&self.arg_classes).enumerate() {
             // SAFETY: libffi passes one pointer per declared argument, each to a value of
             // its type.
-            let source = unsafe { *args.add(index) }.cast::<u8>();
+            let mut source = unsafe { *args.add(index) }.cast::<u8>();
+            if matches!(ctype.get().shape, Shape::Array { .. }) {
+                // SAFETY: the argument is a pointer to the array's first element.
+                source = unsafe { *source.cast::<*const u8>() };
+            }
             let value = match class {
                 Some(class) => {
                     let instance = class.bind(py).call0()?;
                     let address = instance.downcast::<CData>()?.borrow().address();
+                    if source.is_null() {
+                        values.push(instance.unbind());
+                        continue;
+                    }
                     // SAFETY: the argument holds `size` bytes of its type, and a new
                     // instance of its class owns as many.
                     unsafe { std::ptr::copy_nonoverlapping(source, address as *mut u8, ctype.get().size) };
@@ -148,7 +159,15 @@ impl Callback {
         arg_classes: Option<Vec<Option<Bound<'_, PyType>>>>,
         use_errno: bool,
     ) -> PyResult<Callback> {
-        let signature = build_signature(&argtypes, restype.as_ref(), None)?;
+        // An array parameter is a pointer to its first element in C.
+        let passed: Vec<Bound<'_, CType>> = argtypes
+            .iter()
+            .map(|ctype| match ctype.get().shape {
+                Shape::Array { .. } => Bound::new(ctype.py(), CType::pointer()),
+                _ => Ok(ctype.clone()),
+            })
+            .collect::<PyResult<_>>()?;
+        let signature = build_signature(&passed, restype.as_ref(), None)?;
         let arg_classes = match arg_classes {
             Some(classes) if classes.len() == argtypes.len() => {
                 classes.into_iter().map(|class| class.map(Bound::unbind)).collect()
@@ -170,17 +189,19 @@ impl Callback {
         });
         // The callable may drop the last reference to this callback while it runs: the
         // handler works on its own reference to the target, never on the closure's.
+        let handler_target = Arc::clone(&target);
         let handler = Box::new(move |args: *const *const c_void, ret: *mut c_void| {
-            Arc::clone(&target).invoke(args, ret)
+            Arc::clone(&handler_target).invoke(args, ret)
         });
         let callback = RawCallback::new(&signature, handler).map_err(|reason| {
             pyo3::exceptions::PyTypeError::new_err(format!("cannot make this callback: {reason}"))
         })?;
-        Ok(Callback { callback, callable: callable.unbind() })
+        Ok(Callback { callback, callable: callable.unbind(), target })
     }
 
     fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
-        visit.call(&self.callable)
+        visit.call(&self.callable)?;
+        visit.call(&self.target.callable)
     }
 
     /// The C function pointer, valid while this object lives.

@@ -222,7 +222,7 @@ impl CType {
     /// The C type of a ctypes pointer type (`POINTER(T)`): a `void *` whose instances keep
     /// their target alive.
     #[staticmethod]
-    fn pointer() -> CType {
+    pub fn pointer() -> CType {
         let jit = Type::Pointer;
         let shape = Shape::Scalar { code: Code::VoidPointer, swapped: false };
         CType { is_pointer_type: true, ..CType::new(shape, jit, 8, 8) }

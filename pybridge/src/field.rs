@@ -113,7 +113,7 @@ impl Member<'_, '_> {
         let field_type = self.member_type;
         let mut keep = KeepAlive::new();
         match self.access {
-            Access::Chars => set_chars(value, address, ctype.size)?,
+            Access::Chars => set_chars(value, address, ctype.size, true)?,
             Access::WideChars => set_wide_chars(value, address, ctype.size)?,
             _ if value.is_instance_of::<CData>() => {
                 let source = value.downcast::<CData>()?;
@@ -461,12 +461,25 @@ pub fn set_bitfield(
 }
 
 /// `c_char * n` fields take bytes of at most n bytes; shorter values are NUL-terminated.
-pub fn set_chars(value: &Bound<'_, PyAny>, address: usize, size: usize) -> PyResult<()> {
+///
+/// A field (`up_to_nul`) takes the bytes only up to their first NUL, as stock's field
+/// setter does (it measures with `strlen`); an array's `.value` takes all of them.
+pub fn set_chars(
+    value: &Bound<'_, PyAny>,
+    address: usize,
+    size: usize,
+    up_to_nul: bool,
+) -> PyResult<()> {
     let bytes = value.downcast::<PyBytes>().map_err(|_| {
         let name = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
         PyTypeError::new_err(format!("expected bytes, {name} found"))
     })?;
-    let data = bytes.as_bytes();
+    let mut data = bytes.as_bytes();
+    if up_to_nul {
+        if let Some(nul) = data.iter().position(|&byte| byte == 0) {
+            data = &data[..nul];
+        }
+    }
     if data.len() > size {
         return Err(PyValueError::new_err(format!(
             "bytes too long ({}, maximum length {size})",

@@ -86,5 +86,6 @@ class Array(_rawffi.Array, metaclass=PyCArrayType):
     """Array base class."""
 
     __module__ = "_ctypes"
+    __slots__ = ()  # like stock's C base types: instances of subclasses with slots have no dict
 
     from_param = classmethod(_rawffi.cdata_from_param)

@@ -1,6 +1,8 @@
 """What every ctypes metaclass shares (``_CDataType``): ``T * n`` array types and
 ``from_address``. Runs per type, not per value."""
 
+import sys
+
 from jitctypes import _rawffi
 
 _array_types: dict[tuple[type, int], type] = {}
@@ -54,6 +56,8 @@ class _CDataType(type):
 
 def _check_buffer(cls, view: memoryview, offset: int) -> int:
     """The address of `view`, after stock's checks of `offset` and size."""
+    if not isinstance(getattr(cls, "__ctype__", None), _rawffi.CType):
+        raise TypeError("abstract class")
     if offset < 0:
         raise ValueError("offset cannot be negative")
     size = _rawffi.sizeof(cls)
@@ -68,6 +72,9 @@ def array_type(element: type, length: int) -> type:
     """``element * length``, one class per pair as stock caches them."""
     if length < 0:
         raise ValueError(f"Array length must be >= 0, not {length}")
+    element_size = getattr(getattr(element, "__ctype__", None), "size", 0)
+    if element_size and length > sys.maxsize // element_size:
+        raise OverflowError("array too large")
     key = (element, length)
     cached = _array_types.get(key)
     if cached is None:

@@ -24,11 +24,11 @@ class PyCFuncPtrType(_CDataType):
 
     def __new__(mcls, name, bases, namespace, **kwargs):
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
-        type.__setattr__(cls, "__ctype__", _rawffi.CType.pointer())
         type.__setattr__(cls, "_jitctypes_has_pointer_", True)
-        pep3118.set_function(cls)
         if not any(isinstance(base, PyCFuncPtrType) for base in bases):
             return cls  # the abstract root, CFuncPtr itself
+        type.__setattr__(cls, "__ctype__", _rawffi.CType.pointer())
+        pep3118.set_function(cls)
         flags = namespace.get("_flags_")
         if not isinstance(flags, int):
             raise TypeError("class must define _flags_ which must be an integer")
@@ -43,6 +43,7 @@ class CFuncPtr(_rawffi.CFuncPtr, metaclass=PyCFuncPtrType):
     """Function pointer base class."""
 
     __module__ = "_ctypes"
+    __slots__ = ()
 
     from_param = classmethod(_rawffi.cdata_from_param)
 

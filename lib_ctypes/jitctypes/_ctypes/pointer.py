@@ -24,6 +24,8 @@ class PyCPointerType(_CDataType):
 
     def __new__(mcls, name, bases, namespace, **kwargs):
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        if not any(isinstance(base, PyCPointerType) for base in bases):
+            return cls  # the abstract root, _Pointer itself
         type.__setattr__(cls, "__ctype__", _rawffi.CType.pointer())
         type.__setattr__(cls, "_jitctypes_has_pointer_", True)
         pep3118.set_pointer(cls, None)
@@ -50,6 +52,7 @@ class _Pointer(_rawffi._Pointer, metaclass=PyCPointerType):
     """Pointer base class."""
 
     __module__ = "_ctypes"
+    __slots__ = ()  # like stock's C base types: instances of subclasses with slots have no dict
 
     from_param = classmethod(_rawffi.pointer_from_param)
 

@@ -81,5 +81,6 @@ class _SimpleCData(_rawffi._SimpleCData, metaclass=PyCSimpleType):
     """Base of the simple types; abstract (has no ``_type_``)."""
 
     __module__ = "_ctypes"
+    __slots__ = ()  # like stock's C base types: instances of subclasses with slots have no dict
 
     from_param = classmethod(_rawffi.simple_from_param)

@@ -62,6 +62,7 @@ class _AggregateType(_CDataType):
         for base in bases:
             if isinstance(base, _AggregateType):
                 type.__setattr__(base, "_jitctypes_final_", True)
+        type.__setattr__(cls, "_jitctypes_ready_", True)
         if "_fields_" in namespace:
             # Through the metaclass's __setattr__, as stock does: ctypes._endian's
             # metaclass swaps the field types there.
@@ -74,6 +75,9 @@ class _AggregateType(_CDataType):
         return cls
 
     def __setattr__(cls, name, value):
+        if name == "_fields_" and not cls.__dict__.get("_jitctypes_ready_"):
+            # Assigned while the class is being made (by __init_subclass__): stock refuses.
+            raise TypeError("ctypes state is not initialized")
         if name == "_fields_":
             if cls.__dict__.get("_jitctypes_final_"):
                 raise AttributeError("_fields_ is final")
@@ -198,6 +202,7 @@ class Structure(_rawffi._CData, metaclass=PyCStructType):
 
     __module__ = "_ctypes"
     _jitctypes_abstract_root_ = True
+    __slots__ = ()  # like stock's C base types: instances of subclasses with slots have no dict
 
     from_param = classmethod(_rawffi.cdata_from_param)
 
@@ -210,6 +215,7 @@ class Union(_rawffi._CData, metaclass=UnionType):
 
     __module__ = "_ctypes"
     _jitctypes_abstract_root_ = True
+    __slots__ = ()  # like stock's C base types: instances of subclasses with slots have no dict
 
     from_param = classmethod(_rawffi.cdata_from_param)
 
