@@ -111,7 +111,8 @@ def test_nested_structures_share_memory_and_keep_objects():
     view = named.at
     view.x = 10
     assert named.at.x == 10 and view._b_base_ is named
-    assert named._objects == {"1": b"origin"}
+    # As stock: the tuple became a Point whose (empty) kept objects are kept under "0".
+    assert named._objects == {"0": {}, "1": b"origin"}
     named.at = Point(5, 6)
     assert (named.at.x, named.at.y) == (5, 6)
     with pytest.raises(TypeError, match="incompatible types"):
