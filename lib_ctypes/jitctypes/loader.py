@@ -74,8 +74,12 @@ def side_by_side():
 
 def _load_second_copy():
     directory = _stdlib_ctypes_dir()
+    # Named jitctypes.ctypes so that its classes say where they live (pickle finds them
+    # there); its own `import ctypes...` statements reach it through the swap below.
     spec = importlib.util.spec_from_file_location(
-        "ctypes", os.path.join(directory, "__init__.py"), submodule_search_locations=[directory]
+        SIDE_BY_SIDE_NAME,
+        os.path.join(directory, "__init__.py"),
+        submodule_search_locations=[directory],
     )
     module = importlib.util.module_from_spec(spec)
     swapped = {"_ctypes": _our_ctypes_module(), "ctypes": module}

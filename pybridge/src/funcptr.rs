@@ -449,12 +449,8 @@ impl CFuncPtr {
                 let (callargs, outputs): (Bound<'_, PyTuple>, PyObject) = built.extract()?;
                 (callargs, Some(outputs))
             }
-            None => {
-                if kwargs.is_some_and(|kwargs| !kwargs.is_empty()) {
-                    return Err(PyTypeError::new_err("call takes no keyword arguments"));
-                }
-                (args.clone(), None)
-            }
+            // Without paramflags, stock ignores keyword arguments.
+            None => (args.clone(), None),
         };
         check_argument_count(&plan, callargs.len())?;
         if callargs.len() > CTYPES_MAX_ARGCOUNT {

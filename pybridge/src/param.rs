@@ -279,7 +279,8 @@ pub fn simple_from_param<'py>(
     let (ctype, tag) = scalar_code(cls)?;
     match scalar_arg(value, ctype.get(), tag) {
         Ok(carg) => Ok(Bound::new(cls.py(), carg)?.into_any()),
-        Err(error) => retry_as_parameter(cls, value, error, simple_from_param),
+        // Stock replaces the conversion's own error by this one.
+        Err(_) => retry_as_parameter(cls, value, wrong_type(), simple_from_param),
     }
 }
 

@@ -21,14 +21,18 @@ def compile_library(source: Path, output: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def c_libraries(tmp_path_factory) -> dict[str, _rawffi.Library]:
+def c_library_paths(tmp_path_factory) -> dict[str, str]:
+    """Paths of the compiled test libraries, by name."""
     folder = tmp_path_factory.mktemp("clib")
     return {
-        name: _rawffi.Library(
-            str(compile_library(C_SOURCES / f"{name}.c", folder / f"lib{name}.so"))
-        )
+        name: str(compile_library(C_SOURCES / f"{name}.c", folder / f"lib{name}.so"))
         for name in ("jittest", "rawffi_test")
     }
+
+
+@pytest.fixture(scope="session")
+def c_libraries(c_library_paths) -> dict[str, _rawffi.Library]:
+    return {name: _rawffi.Library(path) for name, path in c_library_paths.items()}
 
 
 @pytest.fixture(scope="session")
