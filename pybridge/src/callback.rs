@@ -101,7 +101,9 @@ impl Target {
                     }
                     // SAFETY: the argument holds `size` bytes of its type, and a new
                     // instance of its class owns as many.
-                    unsafe { std::ptr::copy_nonoverlapping(source, address as *mut u8, ctype.get().size) };
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(source, address as *mut u8, ctype.get().size)
+                    };
                     instance.unbind()
                 }
                 // SAFETY: as above.

@@ -298,7 +298,10 @@ impl CData {
         let dict = slf.getattr(intern!(py, "__dict__"))?;
         let data = pyo3::types::PyBytes::new(py, slf.borrow().bytes());
         let state = PyTuple::new(py, [dict, data.into_any()])?;
-        PyTuple::new(py, [unpickle, PyTuple::new(py, [cls.into_any(), state.into_any()])?.into_any()])
+        PyTuple::new(
+            py,
+            [unpickle, PyTuple::new(py, [cls.into_any(), state.into_any()])?.into_any()],
+        )
     }
 
     /// Restores pickled state: the memory (as far as it goes) and the `__dict__`.
@@ -310,9 +313,9 @@ impl CData {
             unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), this.address as *mut u8, len) };
         }
         let own = slf.getattr(intern!(slf.py(), "__dict__"))?;
-        let own = own.downcast::<PyDict>().map_err(|_| {
-            PyTypeError::new_err("__dict__ must be a dictionary")
-        })?;
+        let own = own
+            .downcast::<PyDict>()
+            .map_err(|_| PyTypeError::new_err("__dict__ must be a dictionary"))?;
         own.update(dict.as_mapping())?;
         Ok(())
     }
@@ -333,7 +336,8 @@ pub fn resize(obj: &Bound<'_, CData>, size: isize) -> PyResult<()> {
         ));
     };
     let size = size as usize;
-    let storage = RawBuffer::new(size, old.align()).map_err(pyo3::exceptions::PyMemoryError::new_err)?;
+    let storage =
+        RawBuffer::new(size, old.align()).map_err(pyo3::exceptions::PyMemoryError::new_err)?;
     let kept = data.size.min(size);
     // SAFETY: both buffers hold at least `kept` bytes and do not overlap.
     unsafe { std::ptr::copy_nonoverlapping(data.address as *const u8, storage.as_ptr(), kept) };
@@ -464,7 +468,10 @@ impl SimpleCData {
     }
 
     /// `del obj.value` is a `TypeError` in ctypes; other attributes delete as usual.
-    fn __delattr__(slf: &Bound<'_, SimpleCData>, name: &Bound<'_, pyo3::types::PyString>) -> PyResult<()> {
+    fn __delattr__(
+        slf: &Bound<'_, SimpleCData>,
+        name: &Bound<'_, pyo3::types::PyString>,
+    ) -> PyResult<()> {
         if name.to_str()? == "value" {
             return Err(PyTypeError::new_err("can't delete attribute"));
         }
@@ -595,4 +602,3 @@ impl BufferFormat {
         self.shape.clone()
     }
 }
-

@@ -130,7 +130,9 @@ impl Member<'_, '_> {
                     // SAFETY: a pointer field holds one pointer.
                     unsafe { write_uint(address as *mut u8, 8, source_address as u64, false) };
                     let kept = CData::container_objects(source)?.unwrap_or_else(|| py.None());
-                    keep.push(PyTuple::new(py, [kept, value.clone().unbind()])?.into_any().unbind());
+                    keep.push(
+                        PyTuple::new(py, [kept, value.clone().unbind()])?.into_any().unbind(),
+                    );
                 } else {
                     return Err(PyTypeError::new_err(format!(
                         "incompatible types, {} instance instead of {} instance",
@@ -155,12 +157,16 @@ impl Member<'_, '_> {
             _ if value.is_instance_of::<PyTuple>() => {
                 // Stock ctypes builds the field's type from a tuple, and reports a failure
                 // as a RuntimeError naming that type.
-                let converted = field_type.call1(value.downcast::<PyTuple>()?).map_err(|error| {
-                    let class = error.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
-                    let message = error.value(py).to_string();
-                    let name = field_type.name().map(|n| n.to_string()).unwrap_or_default();
-                    pyo3::exceptions::PyRuntimeError::new_err(format!("({name}) {class}: {message}"))
-                })?;
+                let converted =
+                    field_type.call1(value.downcast::<PyTuple>()?).map_err(|error| {
+                        let class =
+                            error.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
+                        let message = error.value(py).to_string();
+                        let name = field_type.name().map(|n| n.to_string()).unwrap_or_default();
+                        pyo3::exceptions::PyRuntimeError::new_err(format!(
+                            "({name}) {class}: {message}"
+                        ))
+                    })?;
                 return self.write(parent, address, &converted);
             }
             _ => {

@@ -87,7 +87,10 @@ impl ResultSpec {
             }
         }
         if restype.is_callable() {
-            return Ok(ResultSpec { kind: ResultKind::Callable(restype.clone().unbind()), checker: None });
+            return Ok(ResultSpec {
+                kind: ResultKind::Callable(restype.clone().unbind()),
+                checker: None,
+            });
         }
         Err(PyTypeError::new_err("restype must be a type, a callable, or None"))
     }
@@ -116,7 +119,13 @@ impl ResultSpec {
                 let size = ctype.get().size;
                 // SAFETY: the return buffer holds a value of the result type (`size` bytes)
                 // and the new instance owns `size` bytes.
-                unsafe { std::ptr::copy_nonoverlapping(ret.as_ptr().cast::<u8>(), address as *mut u8, size) };
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        ret.as_ptr().cast::<u8>(),
+                        address as *mut u8,
+                        size,
+                    )
+                };
                 instance.unbind()
             }
             ResultKind::Callable(callable) => callable.call1(py, (c_int(),))?,
@@ -252,7 +261,8 @@ struct CallPlan {
 /// conversion error.
 fn argument_error(py: Python<'_>, index: usize, error: PyErr) -> PyErr {
     let class = error.get_type(py).name().map(|name| name.to_string()).unwrap_or_default();
-    let message = error.value(py).str().map(|text| text.to_string()).unwrap_or_else(|_| "???".into());
+    let message =
+        error.value(py).str().map(|text| text.to_string()).unwrap_or_else(|_| "???".into());
     ArgumentError::new_err(format!("argument {index}: {class}: {message}"))
 }
 
@@ -369,7 +379,11 @@ impl CFuncPtr {
 
     /// `f.restype = T` (None: void); `delete=True` reverts to the class's.
     #[pyo3(signature = (restype, delete = false))]
-    fn _jitctypes_set_restype_(&mut self, restype: &Bound<'_, PyAny>, delete: bool) -> PyResult<()> {
+    fn _jitctypes_set_restype_(
+        &mut self,
+        restype: &Bound<'_, PyAny>,
+        delete: bool,
+    ) -> PyResult<()> {
         self.restype = if delete {
             None
         } else {
@@ -385,7 +399,11 @@ impl CFuncPtr {
 
     /// `f.errcheck = callable`; `delete=True` removes it.
     #[pyo3(signature = (errcheck, delete = false))]
-    fn _jitctypes_set_errcheck_(&mut self, errcheck: &Bound<'_, PyAny>, delete: bool) -> PyResult<()> {
+    fn _jitctypes_set_errcheck_(
+        &mut self,
+        errcheck: &Bound<'_, PyAny>,
+        delete: bool,
+    ) -> PyResult<()> {
         if delete {
             self.errcheck = None;
             return Ok(());
@@ -440,12 +458,13 @@ impl CFuncPtr {
         let plan = slf.borrow().plan(py);
         let (callargs, outputs) = match &plan.paramflags {
             Some(paramflags) => {
-                let built = paramflags_helpers(py)?.getattr(intern!(py, "build_callargs"))?.call1((
-                    plan.declared_argtypes.as_ref().map(|argtypes| argtypes.bind(py)),
-                    paramflags,
-                    args,
-                    kwargs,
-                ))?;
+                let built =
+                    paramflags_helpers(py)?.getattr(intern!(py, "build_callargs"))?.call1((
+                        plan.declared_argtypes.as_ref().map(|argtypes| argtypes.bind(py)),
+                        paramflags,
+                        args,
+                        kwargs,
+                    ))?;
                 let (callargs, outputs): (Bound<'_, PyTuple>, PyObject) = built.extract()?;
                 (callargs, Some(outputs))
             }
@@ -521,7 +540,9 @@ fn call_with(
         let index = position + 1;
         let param = match plan.converters.as_ref().and_then(|converters| converters.get(position)) {
             Some(converter) => {
-                let value = converter.call1(py, (arg,)).map_err(|error| argument_error(py, index, error))?;
+                let value = converter
+                    .call1(py, (arg,))
+                    .map_err(|error| argument_error(py, index, error))?;
                 let param = Param::convert(value.bind(py), index);
                 converted.push(value);
                 param
@@ -532,9 +553,13 @@ fn call_with(
     }
     // A function called with more arguments than it declares may be variadic (printf):
     // only libffi sets `%al` for those, so floating-point extras go through libffi.
-    let maybe_variadic_floats = params[typed.min(params.len())..].iter().any(|param| passes_in_sse(&param.jit));
-    let signature = Signature::new(plan.result.jit_type(py)?, params.iter().map(|param| param.jit.clone()).collect())
-        .map_err(signature_error)?;
+    let maybe_variadic_floats =
+        params[typed.min(params.len())..].iter().any(|param| passes_in_sse(&param.jit));
+    let signature = Signature::new(
+        plan.result.jit_type(py)?,
+        params.iter().map(|param| param.jit.clone()).collect(),
+    )
+    .map_err(signature_error)?;
     let options = CallOptions {
         use_errno: plan.flags & FUNCFLAG_USE_ERRNO != 0,
         libffi_only: maybe_variadic_floats || !jit_enabled(),
@@ -548,8 +573,8 @@ fn call_with(
             cached.clone()
         }
         _ => {
-            let function =
-                ForeignFunction::new(address as *const c_void, signature, options).map_err(call_error)?;
+            let function = ForeignFunction::new(address as *const c_void, signature, options)
+                .map_err(call_error)?;
             slf.borrow_mut().last_call = Some(function.clone());
             function
         }

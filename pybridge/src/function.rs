@@ -18,7 +18,6 @@ use crate::ctype::{CType, Code, Shape};
 use crate::errors::{call_error, signature_error};
 use crate::param::Slot;
 
-
 /// True unless `JITCTYPES_JIT=0` switched the JIT off for the process (read once).
 pub fn jit_enabled() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();

@@ -30,7 +30,8 @@ fn into_c_result(py: Python<'_>, result: PyResult<PyObject>) -> *mut ffi::PyObje
 extern "C" fn string_at(ptr: *const c_char, size: c_int) -> *mut ffi::PyObject {
     // SAFETY: called through a PYFUNCTYPE prototype, so with the GIL held.
     let py = unsafe { Python::assume_gil_acquired() };
-    let result = memory::string_at(py, ptr as usize, size as isize).map(|bytes| bytes.into_any().unbind());
+    let result =
+        memory::string_at(py, ptr as usize, size as isize).map(|bytes| bytes.into_any().unbind());
     into_c_result(py, result)
 }
 
@@ -51,11 +52,16 @@ extern "C" fn cast(
     // SAFETY: as for `string_at`; the two objects are borrowed from the caller's
     // arguments, alive for the call.
     let py = unsafe { Python::assume_gil_acquired() };
-    let (src, ctype) = unsafe { (Bound::from_borrowed_ptr(py, src), Bound::from_borrowed_ptr(py, ctype)) };
+    let (src, ctype) =
+        unsafe { (Bound::from_borrowed_ptr(py, src), Bound::from_borrowed_ptr(py, ctype)) };
     into_c_result(py, cast_to(ptr as usize, &src, &ctype))
 }
 
-fn cast_to(address: usize, src: &Bound<'_, PyAny>, target: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+fn cast_to(
+    address: usize,
+    src: &Bound<'_, PyAny>,
+    target: &Bound<'_, PyAny>,
+) -> PyResult<PyObject> {
     let py = src.py();
     check_pointer_type(target)?;
     let result = target.call0()?;
@@ -83,7 +89,10 @@ fn check_pointer_type(target: &Bound<'_, PyAny>) -> PyResult<()> {
             let ctype = ctype.get();
             let simple_pointer = matches!(
                 ctype.code(),
-                Some((Code::VoidPointer | Code::CharPointer | Code::WideCharPointer | Code::PyObject, _))
+                Some((
+                    Code::VoidPointer | Code::CharPointer | Code::WideCharPointer | Code::PyObject,
+                    _
+                ))
             );
             if ctype.is_pointer_type || simple_pointer {
                 return Ok(());

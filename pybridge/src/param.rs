@@ -156,7 +156,11 @@ impl Param {
         }
         if let Ok(bytes) = obj.downcast::<PyBytes>() {
             let address = bytes.as_bytes().as_ptr() as u64;
-            return Ok(Param::inline(Type::Pointer, Slot::from_u64(address), Some(obj.clone().unbind())));
+            return Ok(Param::inline(
+                Type::Pointer,
+                Slot::from_u64(address),
+                Some(obj.clone().unbind()),
+            ));
         }
         if let Ok(text) = obj.downcast::<PyString>() {
             let buffer = wide_string(text)?;
@@ -190,11 +194,20 @@ impl Param {
                 let mut value = Slot::default();
                 let size = size.min(16);
                 // SAFETY: the instance's memory holds `size` bytes.
-                unsafe { std::ptr::copy_nonoverlapping(address as *const u8, value.0.as_mut_ptr(), size) };
+                unsafe {
+                    std::ptr::copy_nonoverlapping(address as *const u8, value.0.as_mut_ptr(), size)
+                };
                 Ok(Param::inline(ctype.jit.clone(), value, keep))
             }
-            Shape::Aggregate => Ok(Param { jit: ctype.jit.clone(), value: Slot::default(), at: Some(address), _keep: keep }),
-            Shape::Array { .. } => Ok(Param::inline(Type::Pointer, Slot::from_u64(address as u64), keep)),
+            Shape::Aggregate => Ok(Param {
+                jit: ctype.jit.clone(),
+                value: Slot::default(),
+                at: Some(address),
+                _keep: keep,
+            }),
+            Shape::Array { .. } => {
+                Ok(Param::inline(Type::Pointer, Slot::from_u64(address as u64), keep))
+            }
             Shape::Void => Err(PyTypeError::new_err("cannot pass void")),
         }
     }
@@ -212,11 +225,7 @@ fn c_long(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
 }
 
 /// A `CArgObject` of scalar type `ctype` holding `value` converted by its rules.
-fn scalar_arg(
-    value: &Bound<'_, PyAny>,
-    ctype: &CType,
-    tag: char,
-) -> PyResult<CArgObject> {
+fn scalar_arg(value: &Bound<'_, PyAny>, ctype: &CType, tag: char) -> PyResult<CArgObject> {
     let mut slot = Slot::default();
     let mut keep = KeepAlive::new();
     // SAFETY: a slot holds any scalar.
@@ -262,7 +271,8 @@ fn retry_as_parameter<'py>(
 
 fn scalar_code<'py>(cls: &Bound<'py, PyType>) -> PyResult<(Bound<'py, CType>, char)> {
     let ctype = class_ctype(cls)?;
-    let tag = ctype.get().code().map_or('?', |(code, _)| code.letter().chars().next().unwrap_or('?'));
+    let tag =
+        ctype.get().code().map_or('?', |(code, _)| code.letter().chars().next().unwrap_or('?'));
     Ok((ctype, tag))
 }
 
@@ -389,7 +399,10 @@ pub fn void_p_from_param<'py>(
     if value.is_instance_of::<PyString>() {
         return arg_of_code("Z", 'Z');
     }
-    if value.is_instance(cls)? || value.is_instance_of::<Array>() || value.is_instance_of::<Pointer>() {
+    if value.is_instance(cls)?
+        || value.is_instance_of::<Array>()
+        || value.is_instance_of::<Pointer>()
+    {
         return Ok(value.clone());
     }
     if let Ok(carg) = value.downcast::<CArgObject>() {
@@ -469,8 +482,11 @@ pub fn pointer_from_param<'py>(
             if value.is_instance(target)? {
                 let cdata = value.downcast::<CData>()?;
                 let address = cdata.borrow().address();
-                return Ok(Bound::new(py, CArgObject::pointer_into(value.clone().unbind(), address))?
-                    .into_any());
+                return Ok(Bound::new(
+                    py,
+                    CArgObject::pointer_into(value.clone().unbind(), address),
+                )?
+                .into_any());
             }
             if value.is_instance_of::<Array>() || value.is_instance_of::<Pointer>() {
                 let element = value.get_type().getattr(intern!(py, "_type_"))?;
@@ -496,4 +512,3 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(pointer_from_param, module)?)?;
     Ok(())
 }
-

@@ -9,14 +9,13 @@ arguments (ArgumentError texts), errcheck, paramflags with out-parameters, use_e
 variadic calls, callbacks (from C, from new threads, with structures), `cast`,
 `string_at`, `memmove`, pickling, the buffer protocol, `resize`, PyDLL/pythonapi."""
 
+import ctypes as stock  # noqa: I001 (after jitctypes.ctypes on purpose: both coexist)
 import pickle
 import sys
 
 import jitctypes.ctypes as ours
 import pytest
 from oracle import outcome
-
-import ctypes as stock  # noqa: I001 (after jitctypes.ctypes on purpose: both coexist)
 
 
 @pytest.fixture(scope="module")

@@ -227,7 +227,9 @@ def build_callargs(argtypes, paramflags, args, kwargs):
                 continue
             argtype = argtypes[index]
             if isinstance(getattr(argtype, "_type_", None), str):
-                raise TypeError(f"{argtype.__name__} 'out' parameter must be passed as default value")
+                raise TypeError(
+                    f"{argtype.__name__} 'out' parameter must be passed as default value"
+                )
             from jitctypes._ctypes.array import PyCArrayType
 
             callargs.append(argtype() if isinstance(argtype, PyCArrayType) else argtype._type_())

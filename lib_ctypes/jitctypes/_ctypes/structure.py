@@ -66,7 +66,7 @@ class _AggregateType(_CDataType):
         if "_fields_" in namespace:
             # Through the metaclass's __setattr__, as stock does: ctypes._endian's
             # metaclass swaps the field types there.
-            setattr(cls, "_fields_", namespace["_fields_"])
+            cls._fields_ = namespace["_fields_"]
         elif _aggregate_base(cls) is None:
             # Not laid out yet: an empty aggregate until `_fields_` is assigned.
             type.__setattr__(cls, "__ctype__", _rawffi.layout(mcls._kind, []).ctype)
@@ -132,9 +132,13 @@ class _AggregateType(_CDataType):
             type.__setattr__(cls, name, descriptor)
         type.__setattr__(cls, "__ctype__", layout.ctype)
         inherited = [base] if base is not None else []
-        for flag in ("_jitctypes_has_union_", "_jitctypes_has_pointer_"):
-            found = any(getattr(t, flag, False) for t in types + inherited)
-            type.__setattr__(cls, flag, found or (flag == "_jitctypes_has_union_" and cls._kind == "union"))
+        has = {
+            flag: any(getattr(t, flag, False) for t in types + inherited)
+            for flag in ("_jitctypes_has_union_", "_jitctypes_has_pointer_")
+        }
+        has["_jitctypes_has_union_"] |= cls._kind == "union"
+        for flag, found in has.items():
+            type.__setattr__(cls, flag, found)
         type.__setattr__(cls, "_jitctypes_field_names_", tuple(base_names + names))
         pep3118.set_aggregate(cls, names, types, cls._kind == "struct", bool(pack))
         type.__setattr__(cls, "_jitctypes_final_", True)
@@ -159,7 +163,8 @@ def _promote_fields(cls, anonymous_field) -> None:
     for inner_name in getattr(outer_type, "_jitctypes_field_names_", ()):
         inner = outer_type.__dict__.get(inner_name) or getattr(outer_type, inner_name)
         field_type, ctype, offset, _index, access, bits = inner._parts()
-        combined = _rawffi.CField(field_type, ctype, outer_offset + offset, outer_index, access, bits)
+        offset += outer_offset
+        combined = _rawffi.CField(field_type, ctype, offset, outer_index, access, bits)
         if inner_name in inner_anonymous:
             _promote_fields(cls, combined)
         else:
