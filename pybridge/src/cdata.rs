@@ -3,10 +3,10 @@
 //! `.value`), and the functions every ctypes program calls per object (`addressof`,
 //! `sizeof`, `alignment`, `byref`).
 //!
-//! Work in progress for issue 4: the metaclasses live in Python (`jitctypes._ctypes`); each
-//! ctypes class carries its `CType` as the class attribute `__ctype__`, which is all the
-//! Rust side needs to know about it. Structures, arrays, pointers and function pointers
-//! will be further subclasses of `_CData` here.
+//! The metaclasses live in Python (`jitctypes._ctypes`); each ctypes class carries its
+//! `CType` as the class attribute `__ctype__`, which is what the Rust side needs to know
+//! about it. Arrays (array.rs), pointers (pointer.rs) and function pointers (funcptr.rs)
+//! are further subclasses of `_CData`.
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;

@@ -8,8 +8,11 @@
 //! - `FuncPtr` (function.rs): calls through a compiled stub or libffi;
 //! - `Callback` (callback.rs): C function pointers that call Python;
 //! - `get_errno`, `set_errno`: ctypes' private errno; `stub_cache_stats()`;
-//! - `CData`, `SimpleCData`, `CArgObject`, `addressof`, `sizeof`, `alignment`, `byref`,
-//!   `at_address` (cdata.rs): the instance side of `_ctypes` (issue 4, in progress).
+//! - the instance side of `_ctypes`: `_CData`, `_SimpleCData`, `addressof`, `sizeof`,
+//!   `alignment`, `byref`, `resize`, `at_address` (cdata.rs); `CField` (field.rs);
+//!   `Array` (array.rs); `_Pointer` (pointer.rs); `CFuncPtr`, `ArgumentError` (funcptr.rs);
+//!   `CArgObject` and the `from_param` functions (param.rs); the exported C helpers
+//!   `_cast_addr`, `_string_at_addr`... (helpers.rs).
 //!
 //! Value conversions (convert.rs) follow stock ctypes' per-type-code rules and messages.
 
