@@ -11,4 +11,22 @@ from jitctypes import _rawffi
 from jitctypes.loader import install, is_installed
 
 __version__ = _rawffi.__version__
-__all__ = ["__version__", "install", "is_installed"]
+__all__ = ["__version__", "install", "is_installed", "set_trivial", "stats"]
+
+
+def set_trivial(function, trivial: bool = True) -> None:
+    """Calls of `function` (a ctypes function object) keep the GIL instead of releasing it
+    around the C call: for short, non-blocking C functions (like .NET's
+    SuppressGCTransition), it saves ~30 ns per call. A function that blocks or calls back
+    into Python from another thread must not be marked."""
+    function._jitctypes_set_trivial_(trivial)
+
+
+def stats() -> dict:
+    """What the call paths did so far: per signature (``"i32 (i32, i32)"``), the function
+    objects with a fast path and the calls taken by the fast and the general path; why
+    other function objects have none (``no_fast_path``); and the stub cache (stubs
+    compiled, code bytes, compile time in µs, libffi descriptions)."""
+    result = _rawffi.fast_path_stats()
+    result["stub_cache"] = _rawffi.stub_cache_stats()
+    return result

@@ -26,6 +26,7 @@ use crate::cdata::{class_ctype, CData};
 use crate::ctype::{CType, Code, Shape};
 use crate::errors::{call_error, signature_error};
 use crate::function::{jit_enabled, result_value, signature_type, CallFrame};
+use crate::fastcall::{funcptr_vectorcall, note_ineligible, FastPlan, FastState};
 use crate::param::{Param, Slot};
 
 create_exception!(ctypes, ArgumentError, PyException);
@@ -95,7 +96,7 @@ impl ResultSpec {
         Err(PyTypeError::new_err("restype must be a type, a callable, or None"))
     }
 
-    fn jit_type(&self, py: Python<'_>) -> PyResult<Type> {
+    pub fn jit_type(&self, py: Python<'_>) -> PyResult<Type> {
         match &self.kind {
             ResultKind::Int | ResultKind::Callable(_) => Ok(Code::Int.jit_type()),
             ResultKind::Void => Ok(Type::Void),
@@ -106,7 +107,7 @@ impl ResultSpec {
     }
 
     /// The Python result of a call whose return buffer is `ret`.
-    fn boxed(&self, py: Python<'_>, ret: &[Slot]) -> PyResult<PyObject> {
+    pub fn boxed(&self, py: Python<'_>, ret: &[Slot]) -> PyResult<PyObject> {
         let c_int = || i32::from_ne_bytes(ret[0].0[..4].try_into().expect("4 bytes"));
         let value = match &self.kind {
             ResultKind::Int => c_int().into_pyobject(py)?.into_any().unbind(),
@@ -234,6 +235,13 @@ fn empty_spec(py: Python<'_>) -> PyResult<Py<FuncSpec>> {
 /// A C function pointer object.
 #[pyclass(extends = CData, subclass, module = "_ctypes", name = "CFuncPtr")]
 pub struct CFuncPtr {
+    /// The vectorcall entry CPython calls (`fastcall::funcptr_vectorcall`); read by CPython
+    /// at the offset `enable_vectorcall` records in the type.
+    vectorcall: Option<pyo3::ffi::vectorcallfunc>,
+    /// The prepared fast call, made on the first call (fastcall.rs).
+    fast: FastState,
+    /// `jitctypes.set_trivial(f)`: keep the GIL during calls of this short function.
+    trivial: bool,
     spec: Py<FuncSpec>,
     argtypes: Option<ArgTypes>,
     restype: Option<(PyObject, Arc<ResultSpec>)>,
@@ -318,6 +326,9 @@ impl CFuncPtr {
             None => empty_spec(py)?,
         };
         let this = CFuncPtr {
+            vectorcall: Some(funcptr_vectorcall),
+            fast: FastState::Unknown,
+            trivial: false,
             spec,
             argtypes: None,
             restype: None,
@@ -367,6 +378,7 @@ impl CFuncPtr {
             _ => None,
         };
         self.last_call = None;
+        self.fast = FastState::Unknown;
         Ok(())
     }
 
@@ -390,6 +402,7 @@ impl CFuncPtr {
             Some((restype.clone().unbind(), Arc::new(ResultSpec::of(restype)?)))
         };
         self.last_call = None;
+        self.fast = FastState::Unknown;
         Ok(())
     }
 
@@ -454,54 +467,136 @@ impl CFuncPtr {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyObject> {
+        call_general(slf, args, kwargs)
+    }
+
+    /// `jitctypes.set_trivial(f, on)`: calls keep the GIL (for short, non-blocking C
+    /// functions: saves releasing and re-taking it).
+    fn _jitctypes_set_trivial_(&mut self, trivial: bool) {
+        self.trivial = trivial;
+        self.fast = FastState::Unknown;
+    }
+}
+
+impl CFuncPtr {
+    /// The fast plan of `slf`, made on first use (None: the general path serves it).
+    pub fn fast_plan(slf: &Bound<'_, CFuncPtr>) -> Option<Arc<FastPlan>> {
         let py = slf.py();
-        let plan = slf.borrow().plan(py);
-        let (callargs, outputs) = match &plan.paramflags {
-            Some(paramflags) => {
-                let built =
-                    paramflags_helpers(py)?.getattr(intern!(py, "build_callargs"))?.call1((
-                        plan.declared_argtypes.as_ref().map(|argtypes| argtypes.bind(py)),
-                        paramflags,
-                        args,
-                        kwargs,
-                    ))?;
-                let (callargs, outputs): (Bound<'_, PyTuple>, PyObject) = built.extract()?;
-                (callargs, Some(outputs))
+        {
+            let this = slf.borrow();
+            match &this.fast {
+                FastState::Ready(plan) if plan.is_current() => return Some(Arc::clone(plan)),
+                FastState::Ineligible => return None,
+                _ => {}
             }
-            // Without paramflags, stock ignores keyword arguments.
-            None => (args.clone(), None),
+        }
+        let (argtypes, result, flags, trivial, has_paramflags) = {
+            let this = slf.borrow();
+            let spec = this.spec.get();
+            let argtypes = this
+                .argtypes
+                .as_ref()
+                .or(spec.argtypes.as_ref())
+                .map(|argtypes| (argtypes.declared.clone_ref(py), Arc::clone(&argtypes.converters)));
+            let result = this
+                .restype
+                .as_ref()
+                .or(spec.restype.as_ref())
+                .map_or_else(|| Arc::new(ResultSpec::int()), |(_, result)| Arc::clone(result));
+            (argtypes, result, spec.flags, this.trivial, this.paramflags.is_some())
         };
-        check_argument_count(&plan, callargs.len())?;
-        if callargs.len() > CTYPES_MAX_ARGCOUNT {
-            return Err(ArgumentError::new_err(format!(
-                "too many arguments ({}), maximum is {CTYPES_MAX_ARGCOUNT}",
-                callargs.len()
-            )));
-        }
-        let address = target_address(slf);
-        if address == 0 {
-            return Err(PyValueError::new_err("NULL function pointer"));
-        }
-        let result = call_with(slf, &plan, address, &callargs)?;
-        let result = match &plan.errcheck {
-            Some(errcheck) => {
-                let checked = errcheck.call1(py, (result.clone_ref(py), slf, &callargs))?;
-                if !checked.is(&callargs) {
-                    return Ok(checked);
-                }
-                // errcheck returned the arguments unchanged: carry on with the
-                // out-parameters, as stock does.
-                result
+        let plan = if has_paramflags {
+            Err("paramflags".to_string())
+        } else {
+            FastPlan::build(
+                py,
+                argtypes.as_ref().map(|(declared, converters)| (declared, converters.as_slice())),
+                &result,
+                flags,
+                trivial,
+            )
+        };
+        let state = match plan {
+            Ok(plan) => FastState::Ready(Arc::new(plan)),
+            Err(reason) => {
+                note_ineligible(&reason);
+                FastState::Ineligible
             }
-            None => result,
         };
-        match outputs {
-            Some(outputs) => paramflags_helpers(py)?
-                .getattr(intern!(py, "build_result"))?
-                .call1((result, &callargs, outputs))
-                .map(Bound::unbind),
-            None => Ok(result),
+        let plan = match &state {
+            FastState::Ready(plan) => Some(Arc::clone(plan)),
+            _ => None,
+        };
+        if let Ok(mut this) = slf.try_borrow_mut() {
+            this.fast = state;
         }
+        plan
+    }
+
+    /// The function address the object holds.
+    pub fn address_of(slf: &Bound<'_, CFuncPtr>) -> usize {
+        target_address(slf)
+    }
+
+    pub fn errcheck_of(slf: &Bound<'_, CFuncPtr>) -> Option<PyObject> {
+        slf.borrow().errcheck.as_ref().map(|errcheck| errcheck.clone_ref(slf.py()))
+    }
+}
+
+/// The general path of a call (stock's `PyCFuncPtr_call`), for everything the fast path
+/// does not take.
+pub fn call_general(
+    slf: &Bound<'_, CFuncPtr>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<PyObject> {
+    let py = slf.py();
+    let plan = slf.borrow().plan(py);
+    let (callargs, outputs) = match &plan.paramflags {
+        Some(paramflags) => {
+            let built =
+                paramflags_helpers(py)?.getattr(intern!(py, "build_callargs"))?.call1((
+                    plan.declared_argtypes.as_ref().map(|argtypes| argtypes.bind(py)),
+                    paramflags,
+                    args,
+                    kwargs,
+                ))?;
+            let (callargs, outputs): (Bound<'_, PyTuple>, PyObject) = built.extract()?;
+            (callargs, Some(outputs))
+        }
+        // Without paramflags, stock ignores keyword arguments.
+        None => (args.clone(), None),
+    };
+    check_argument_count(&plan, callargs.len())?;
+    if callargs.len() > CTYPES_MAX_ARGCOUNT {
+        return Err(ArgumentError::new_err(format!(
+            "too many arguments ({}), maximum is {CTYPES_MAX_ARGCOUNT}",
+            callargs.len()
+        )));
+    }
+    let address = target_address(slf);
+    if address == 0 {
+        return Err(PyValueError::new_err("NULL function pointer"));
+    }
+    let result = call_with(slf, &plan, address, &callargs)?;
+    let result = match &plan.errcheck {
+        Some(errcheck) => {
+            let checked = errcheck.call1(py, (result.clone_ref(py), slf, &callargs))?;
+            if !checked.is(&callargs) {
+                return Ok(checked);
+            }
+            // errcheck returned the arguments unchanged: carry on with the
+            // out-parameters, as stock does.
+            result
+        }
+        None => result,
+    };
+    match outputs {
+        Some(outputs) => paramflags_helpers(py)?
+            .getattr(intern!(py, "build_result"))?
+            .call1((result, &callargs, outputs))
+            .map(Bound::unbind),
+        None => Ok(result),
     }
 }
 
@@ -609,11 +704,43 @@ fn passes_in_sse(ty: &Type) -> bool {
     found
 }
 
+/// Gives instances of the function pointer type `cls` the vectorcall entry: CPython then
+/// calls `fastcall::funcptr_vectorcall` without building an argument tuple. Heap types do
+/// not inherit this from their base on 3.11, so the metaclass calls it for every class.
+#[pyfunction]
+pub fn enable_vectorcall(cls: &Bound<'_, PyType>) -> PyResult<()> {
+    static OFFSET: std::sync::OnceLock<isize> = std::sync::OnceLock::new();
+    if !cls.is_subclass_of::<CFuncPtr>()? {
+        return Err(PyTypeError::new_err("not a function pointer type"));
+    }
+    let offset = match OFFSET.get() {
+        Some(offset) => *offset,
+        None => {
+            // The field's place inside the object, measured on one instance: pyo3 decides
+            // the layout of the objects of its classes.
+            let probe = crate::cdata::raw_instance(cls, None)?;
+            let probe = probe.downcast::<CFuncPtr>()?;
+            let field = &probe.borrow().vectorcall as *const _ as isize;
+            *OFFSET.get_or_init(|| field - probe.as_ptr() as isize)
+        }
+    };
+    let type_object = cls.as_type_ptr();
+    // SAFETY: a heap type we own the definition of; set before calls need it. CPython reads
+    // the flag and offset at each call.
+    unsafe {
+        (*type_object).tp_vectorcall_offset = offset as pyo3::ffi::Py_ssize_t;
+        (*type_object).tp_flags |= pyo3::ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+    }
+    Ok(())
+}
+
 /// Registers the class, its spec and `ArgumentError`.
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
     module.add_class::<CFuncPtr>()?;
     module.add_class::<FuncSpec>()?;
+    module.add_function(wrap_pyfunction!(enable_vectorcall, module)?)?;
+    module.add_function(wrap_pyfunction!(crate::fastcall::fast_path_stats, module)?)?;
     module.add("ArgumentError", py.get_type::<ArgumentError>())?;
     module.add("CTYPES_MAX_ARGCOUNT", CTYPES_MAX_ARGCOUNT)?;
     module.add("FUNCFLAG_CDECL", FUNCFLAG_CDECL)?;

@@ -5,7 +5,7 @@
 //! Python-aware fast path (issue 5) will sit in front of it.
 
 use std::ffi::c_void;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use jit::{CallPath, Signature, Type};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -18,10 +18,33 @@ use crate::ctype::{CType, Code, Shape};
 use crate::errors::{call_error, signature_error};
 use crate::param::Slot;
 
-/// True unless `JITCTYPES_JIT=0` switched the JIT off for the process (read once).
+/// Whether calls may use compiled stubs: `JITCTYPES_JIT=0` switches them off for the
+/// process (read once); `set_jit_enabled` changes it at run time (benchmarks compare both
+/// paths in one process).
+static JIT_ENABLED: AtomicU8 = AtomicU8::new(JIT_UNSET);
+const JIT_UNSET: u8 = 2;
+
+/// True unless the JIT is switched off (see `JIT_ENABLED`).
 pub fn jit_enabled() -> bool {
-    static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("JITCTYPES_JIT").map_or(true, |value| value != "0"))
+    match JIT_ENABLED.load(Ordering::Relaxed) {
+        JIT_UNSET => {
+            let enabled = std::env::var("JITCTYPES_JIT").map_or(true, |value| value != "0");
+            // A concurrent `set_jit_enabled` wins over the environment.
+            let _ = JIT_ENABLED.compare_exchange(
+                JIT_UNSET,
+                enabled as u8,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            JIT_ENABLED.load(Ordering::Relaxed) == 1
+        }
+        value => value == 1,
+    }
+}
+
+/// Switches compiled stubs on or off for calls made from now on.
+pub fn set_jit_enabled(enabled: bool) {
+    JIT_ENABLED.store(enabled as u8, Ordering::Relaxed);
 }
 
 /// The `jit::Type` of an argument or result.

@@ -23,6 +23,7 @@ mod convert;
 mod ctype;
 mod errors;
 mod field;
+mod fastcall;
 mod funcptr;
 mod function;
 mod helpers;
@@ -60,10 +61,17 @@ fn set_errno(value: i32) -> i32 {
     rawffi::call::set_private_errno(value)
 }
 
-/// True unless `JITCTYPES_JIT=0` switched compiled stubs off for this process.
+/// True unless compiled stubs are switched off (`JITCTYPES_JIT=0`, `set_jit_enabled`).
 #[pyfunction]
 fn jit_enabled() -> bool {
     function::jit_enabled()
+}
+
+/// Switches compiled stubs on or off for the `CFuncPtr` calls made from now on (the
+/// `_rawffi.FuncPtr` objects keep the path they were made with).
+#[pyfunction]
+fn set_jit_enabled(enabled: bool) {
+    function::set_jit_enabled(enabled)
 }
 
 #[pymodule]
@@ -114,6 +122,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(get_errno, module)?)?;
     module.add_function(wrap_pyfunction!(set_errno, module)?)?;
     module.add_function(wrap_pyfunction!(jit_enabled, module)?)?;
+    module.add_function(wrap_pyfunction!(set_jit_enabled, module)?)?;
     module.add_function(wrap_pyfunction!(stub_cache_stats, module)?)?;
     Ok(())
 }

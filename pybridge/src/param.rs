@@ -65,6 +65,11 @@ impl CArgObject {
         }
     }
 
+    /// True for `byref(x)` of an instance of exactly `target`.
+    pub fn points_into_exactly(&self, target: &Bound<'_, PyType>) -> bool {
+        self.tag == 'P' && self.obj.bind(target.py()).get_type().is(target)
+    }
+
     /// The address a `'P'`-tagged object holds.
     pub fn address(&self) -> usize {
         self.value.i64() as usize

@@ -56,21 +56,31 @@ impl ForeignFunction {
         self.options
     }
 
+    /// Calls the function at `address` instead of the bound one (function objects whose
+    /// address may change share one prepared call path).
+    ///
+    /// # Safety
+    /// As [`ForeignFunction::call`], for the function at `address`.
+    pub unsafe fn call_at(&self, address: *const c_void, args: *const *mut c_void, ret: *mut c_void) {
+        if self.options.use_errno {
+            let saved = swap_in_private_errno();
+            // SAFETY: caller's contract.
+            unsafe { self.caller.call(address, args, ret) };
+            swap_out_private_errno(saved);
+        } else {
+            // SAFETY: caller's contract.
+            unsafe { self.caller.call(address, args, ret) };
+        }
+    }
+
     /// Calls the function with the `ffi_call` contract of [`Caller::call`].
     ///
     /// # Safety
     /// The address must be a function of this signature; `args` and `ret` as for
     /// [`Caller::call`].
     pub unsafe fn call(&self, args: *const *mut c_void, ret: *mut c_void) {
-        if self.options.use_errno {
-            let saved = swap_in_private_errno();
-            // SAFETY: caller's contract.
-            unsafe { self.caller.call(self.address, args, ret) };
-            swap_out_private_errno(saved);
-        } else {
-            // SAFETY: caller's contract.
-            unsafe { self.caller.call(self.address, args, ret) };
-        }
+        // SAFETY: caller's contract.
+        unsafe { self.call_at(self.address, args, ret) }
     }
 }
 

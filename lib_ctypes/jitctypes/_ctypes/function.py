@@ -36,6 +36,10 @@ class PyCFuncPtrType(_CDataType):
         has_restype = "_restype_" in namespace
         spec = _rawffi.FuncSpec(argtypes, namespace.get("_restype_"), has_restype, flags)
         type.__setattr__(cls, "_jitctypes_spec_", spec)
+        # Calls enter Rust directly (vectorcall) unless a class overrides __call__.
+        below_rust = cls.__mro__[: cls.__mro__.index(_rawffi.CFuncPtr)]
+        if not any("__call__" in klass.__dict__ for klass in below_rust):
+            _rawffi.enable_vectorcall(cls)
         return cls
 
 

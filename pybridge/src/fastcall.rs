@@ -1,0 +1,585 @@
+//! The fast path of `CFuncPtr` calls: CPython enters `funcptr_vectorcall` directly
+//! (vectorcall, no argument tuple), which converts each argument with an exact-type guard
+//! decided once per `argtypes` (`FastPlan`), calls the prepared call path (compiled stub
+//! or libffi) with the GIL released, and boxes the result. Anything a guard does not
+//! recognise — subclasses, `_as_parameter_`, `byref` of the wrong type, keywords, wrong
+//! counts — takes the general path (`funcptr::call_general`), which does exactly what
+//! stock ctypes does, errors included. So the fast path never decides an outcome; it only
+//! skips work when the outcome is known.
+//!
+//! Plans are made on a function's first call (never at import or at `argtypes`
+//! assignment) and dropped when `argtypes`, `restype` or `errcheck` change. Functions of
+//! the same signature share one compiled stub (`jit::StubCache`).
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use jit::{Signature, Type};
+use pyo3::ffi;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyDict, PyTuple, PyType};
+use rawffi::call::{CallOptions, ForeignFunction};
+
+use crate::array::Array;
+use crate::cdata::{class_ctype, CData};
+use crate::ctype::{Code, Shape};
+use crate::funcptr::{
+    call_general, CFuncPtr, ResultSpec, FUNCFLAG_PYTHONAPI, FUNCFLAG_USE_ERRNO,
+};
+use crate::function::jit_enabled;
+use crate::param::{CArgObject, Slot};
+
+/// Most arguments the fast path takes (more go through the general path).
+const MAX_FAST_ARGS: usize = 16;
+/// Largest result the fast path's stack buffer holds (bigger ones: general path).
+const MAX_FAST_RET_SLOTS: usize = 4;
+
+/// How one argument is converted, decided from its `argtypes` entry.
+enum ArgKind {
+    /// An integer type of `size` bytes: exact `int`, reduced modulo 2**(8 size).
+    Int { size: usize },
+    /// `c_bool`: exact `bool` or `int`, by truth value.
+    Bool,
+    /// `c_float`/`c_double`: exact `float` or `int`.
+    Float { size: usize },
+    /// `c_char_p`: exact `bytes` (pointer to its data) or None.
+    CharPointer,
+    /// `c_void_p`: exact `int`, `bytes` or None.
+    VoidPointer,
+    /// `py_object`: any object that is not a ctypes instance (pointer to the object).
+    Object,
+    /// `POINTER(T)`: an instance of exactly `T` (by reference), `byref()` of one, an
+    /// instance of exactly this pointer type, an array of exactly `T`, or None.
+    PointerTo { target: Py<PyType>, pointer_type: Py<PyType> },
+    /// A structure, union or array type: an instance of exactly it (structures by value,
+    /// arrays as a pointer to their first element).
+    Instance { cls: Py<PyType>, by_value: bool },
+}
+
+/// A prepared fast call of one function object.
+pub struct FastPlan {
+    args: Vec<ArgKind>,
+    result: Arc<ResultSpec>,
+    function: ForeignFunction,
+    release_gil: bool,
+    stats: Arc<SignatureStats>,
+}
+
+/// Counters of one signature, for `jitctypes.stats()`.
+#[derive(Default)]
+pub struct SignatureStats {
+    fast_calls: AtomicU64,
+    general_calls: AtomicU64,
+    functions: AtomicU64,
+}
+
+/// The fast-path state of a function object.
+#[derive(Default)]
+pub enum FastState {
+    /// Not looked at since the last change of argtypes/restype/errcheck.
+    #[default]
+    Unknown,
+    /// No fast path for this declaration (the reason is counted in the statistics).
+    Ineligible,
+    Ready(Arc<FastPlan>),
+}
+
+impl Clone for FastState {
+    fn clone(&self) -> Self {
+        match self {
+            FastState::Unknown => FastState::Unknown,
+            FastState::Ineligible => FastState::Ineligible,
+            FastState::Ready(plan) => FastState::Ready(Arc::clone(plan)),
+        }
+    }
+}
+
+fn signature_stats(signature: &Signature) -> Arc<SignatureStats> {
+    let mut registry = stats_registry().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    Arc::clone(registry.signatures.entry(signature.to_string()).or_default())
+}
+
+#[derive(Default)]
+struct StatsRegistry {
+    signatures: HashMap<String, Arc<SignatureStats>>,
+    /// Why function objects got no fast path, with how many.
+    ineligible: HashMap<String, u64>,
+}
+
+fn stats_registry() -> &'static Mutex<StatsRegistry> {
+    static REGISTRY: OnceLock<Mutex<StatsRegistry>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+fn count_ineligible(reason: &str) {
+    let mut registry = stats_registry().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *registry.ineligible.entry(reason.to_string()).or_default() += 1;
+}
+
+/// The `from_param` functions whose behaviour the guards reproduce; a type whose
+/// converter is anything else (a user's `from_param`) gets no fast path.
+struct Converters {
+    simple: PyObject,
+    char_p: PyObject,
+    void_p: PyObject,
+    pointer: PyObject,
+    cdata: PyObject,
+}
+
+fn converters(py: Python<'_>) -> PyResult<&Converters> {
+    static CONVERTERS: GILOnceCell<Converters> = GILOnceCell::new();
+    CONVERTERS.get_or_try_init(py, || {
+        let module = py.import("jitctypes._rawffi")?;
+        let get = |name: &str| module.getattr(name).map(Bound::unbind);
+        Ok(Converters {
+            simple: get("simple_from_param")?,
+            char_p: get("char_p_from_param")?,
+            void_p: get("void_p_from_param")?,
+            pointer: get("pointer_from_param")?,
+            cdata: get("cdata_from_param")?,
+        })
+    })
+}
+
+/// The function behind a bound `from_param` (a class method wrapping one of ours).
+fn converter_function<'py>(converter: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    converter.getattr(intern!(converter.py(), "__func__")).ok()
+}
+
+/// The fast conversion of arguments of type `argtype` whose converter is `converter`, or
+/// why there is none.
+fn arg_kind(argtype: &Bound<'_, PyAny>, converter: &Bound<'_, PyAny>) -> Result<ArgKind, String> {
+    let py = argtype.py();
+    let known = converters(py).map_err(|error| error.to_string())?;
+    let function = converter_function(converter).ok_or("a converter that is not a method")?;
+    let cls = argtype.downcast::<PyType>().map_err(|_| "an argtype that is not a type")?;
+    let ctype = class_ctype(cls).map_err(|_| "an abstract argtype")?;
+    let ctype = ctype.get();
+    if function.is(&known.simple) || function.is(&known.char_p) || function.is(&known.void_p) {
+        let Some((code, swapped)) = ctype.code() else { return Err("a simple type without code".into()) };
+        if swapped {
+            return Err("a byte-swapped argument type".into());
+        }
+        return Ok(match code {
+            Code::Byte | Code::UByte | Code::Short | Code::UShort | Code::Int | Code::UInt => {
+                ArgKind::Int { size: ctype.size }
+            }
+            Code::Long | Code::ULong | Code::LongLong | Code::ULongLong => ArgKind::Int { size: 8 },
+            Code::Bool => ArgKind::Bool,
+            Code::Float => ArgKind::Float { size: 4 },
+            Code::Double => ArgKind::Float { size: 8 },
+            Code::CharPointer if function.is(&known.char_p) => ArgKind::CharPointer,
+            Code::VoidPointer if function.is(&known.void_p) => ArgKind::VoidPointer,
+            Code::PyObject => ArgKind::Object,
+            other => return Err(format!("argument type code {:?}", other.letter())),
+        });
+    }
+    if function.is(&known.pointer) {
+        let target = cls
+            .getattr(intern!(py, "_type_"))
+            .ok()
+            .and_then(|target| target.downcast_into::<PyType>().ok())
+            .ok_or("a pointer type without target")?;
+        return Ok(ArgKind::PointerTo { target: target.unbind(), pointer_type: cls.clone().unbind() });
+    }
+    if function.is(&known.cdata) {
+        return match ctype.shape {
+            Shape::Aggregate => Ok(ArgKind::Instance { cls: cls.clone().unbind(), by_value: true }),
+            Shape::Array { .. } => Ok(ArgKind::Instance { cls: cls.clone().unbind(), by_value: false }),
+            _ => Err("a function pointer argument type".into()),
+        };
+    }
+    Err("a user-defined from_param".into())
+}
+
+impl FastPlan {
+    /// The plan of a function object as declared now, or why it has none.
+    pub fn build(
+        py: Python<'_>,
+        argtypes: Option<(&PyObject, &[PyObject])>,
+        result: &Arc<ResultSpec>,
+        flags: u32,
+        trivial: bool,
+    ) -> Result<FastPlan, String> {
+        let Some((declared, converters)) = argtypes else { return Err("no argtypes".into()) };
+        if converters.len() > MAX_FAST_ARGS {
+            return Err("more than 16 arguments".into());
+        }
+        let declared = declared.bind(py);
+        let mut args = Vec::with_capacity(converters.len());
+        let mut types = Vec::with_capacity(converters.len());
+        for (index, converter) in converters.iter().enumerate() {
+            let argtype = declared.get_item(index).map_err(|_| "argtypes changed".to_string())?;
+            let kind = arg_kind(&argtype, converter.bind(py))?;
+            types.push(match &kind {
+                ArgKind::Instance { cls, by_value: true } => {
+                    class_ctype(cls.bind(py)).map_err(|e| e.to_string())?.get().jit.clone()
+                }
+                ArgKind::Int { size } => int_type(*size),
+                ArgKind::Bool => Type::Bool,
+                ArgKind::Float { size: 4 } => Type::F32,
+                ArgKind::Float { .. } => Type::F64,
+                _ => Type::Pointer,
+            });
+            args.push(kind);
+        }
+        let ret = result.jit_type(py).map_err(|error| error.to_string())?;
+        let signature = Signature::new(ret, types).map_err(|error| error.to_string())?;
+        if signature.ret_buffer_size() > MAX_FAST_RET_SLOTS * 16 {
+            return Err("a result larger than 64 bytes".into());
+        }
+        let options = CallOptions {
+            use_errno: flags & FUNCFLAG_USE_ERRNO != 0,
+            libffi_only: !jit_enabled(),
+        };
+        let stats = signature_stats(&signature);
+        stats.functions.fetch_add(1, Ordering::Relaxed);
+        // The address is given per call (`call_at`): the object's memory may change.
+        let function = ForeignFunction::new(std::ptr::null(), signature, options)
+            .map_err(|error| error.to_string())?;
+        Ok(FastPlan {
+            args,
+            result: Arc::clone(result),
+            function,
+            release_gil: flags & FUNCFLAG_PYTHONAPI == 0 && !trivial,
+            stats,
+        })
+    }
+
+    /// True if the plan still matches the global JIT switch (`set_jit_enabled`).
+    pub fn is_current(&self) -> bool {
+        self.function.options().libffi_only == !jit_enabled()
+    }
+}
+
+fn int_type(size: usize) -> Type {
+    match size {
+        1 => Type::I8,
+        2 => Type::I16,
+        4 => Type::I32,
+        _ => Type::I64,
+    }
+}
+
+/// Where one converted argument's value is: in a slot, or in an object's memory.
+#[derive(Clone, Copy)]
+enum Value {
+    Inline,
+    At(*mut c_void),
+}
+
+/// Converts `arg` by `kind` into `slot`, or says that the general path must take it.
+///
+/// # Safety
+/// `arg` is a live object (borrowed from the caller's argument array).
+unsafe fn convert(py: Python<'_>, kind: &ArgKind, arg: *mut ffi::PyObject, slot: &mut Slot) -> Option<Value> {
+    // SAFETY: caller's contract; only reads of type and value.
+    unsafe {
+        let arg_type = ffi::Py_TYPE(arg);
+        let is_int = arg_type == std::ptr::addr_of_mut!(ffi::PyLong_Type);
+        let is_none = arg == ffi::Py_None();
+        match kind {
+            ArgKind::Int { size } if is_int => {
+                let bits = ffi::PyLong_AsUnsignedLongLongMask(arg);
+                slot.0[..*size].copy_from_slice(&bits.to_ne_bytes()[..*size]);
+            }
+            ArgKind::Bool if arg_type == std::ptr::addr_of_mut!(ffi::PyBool_Type) || is_int => {
+                slot.0[0] = (ffi::PyObject_IsTrue(arg) == 1) as u8;
+            }
+            ArgKind::Float { size } => {
+                let value = if arg_type == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
+                    ffi::PyFloat_AsDouble(arg)
+                } else if is_int {
+                    let value = ffi::PyLong_AsDouble(arg);
+                    if value == -1.0 && !ffi::PyErr_Occurred().is_null() {
+                        ffi::PyErr_Clear(); // the general path raises it properly
+                        return None;
+                    }
+                    value
+                } else {
+                    return None;
+                };
+                if *size == 4 {
+                    slot.0[..4].copy_from_slice(&(value as f32).to_ne_bytes());
+                } else {
+                    slot.0[..8].copy_from_slice(&value.to_ne_bytes());
+                }
+            }
+            ArgKind::CharPointer | ArgKind::VoidPointer if is_none => write_pointer(slot, 0),
+            ArgKind::CharPointer | ArgKind::VoidPointer
+                if arg_type == std::ptr::addr_of_mut!(ffi::PyBytes_Type) =>
+            {
+                write_pointer(slot, ffi::PyBytes_AsString(arg) as usize)
+            }
+            ArgKind::VoidPointer if is_int => {
+                write_pointer(slot, ffi::PyLong_AsUnsignedLongLongMask(arg) as usize)
+            }
+            ArgKind::Object => {
+                let object = Bound::from_borrowed_ptr(py, arg);
+                if object.is_instance_of::<CData>() {
+                    return None;
+                }
+                write_pointer(slot, arg as usize)
+            }
+            ArgKind::PointerTo { target, pointer_type } => {
+                if is_none {
+                    write_pointer(slot, 0);
+                } else if arg_type == target.as_ptr().cast() {
+                    write_pointer(slot, cdata_address(py, arg)?);
+                } else if arg_type == pointer_type.as_ptr().cast() {
+                    write_pointer(slot, *(cdata_address(py, arg)? as *const usize));
+                } else {
+                    let object = Bound::from_borrowed_ptr(py, arg);
+                    if let Ok(carg) = object.downcast_exact::<CArgObject>() {
+                        let carg = carg.get();
+                        if !carg.points_into_exactly(target.bind(py)) {
+                            return None;
+                        }
+                        write_pointer(slot, carg.address());
+                    } else if object.is_instance_of::<Array>() {
+                        let element = object.get_type().getattr(intern!(py, "_type_")).ok()?;
+                        if !element.is(target) {
+                            return None;
+                        }
+                        write_pointer(slot, cdata_address(py, arg)?);
+                    } else {
+                        return None;
+                    }
+                }
+            }
+            ArgKind::Instance { cls, by_value } => {
+                if arg_type != cls.as_ptr().cast() {
+                    return None;
+                }
+                let address = cdata_address(py, arg)?;
+                if *by_value {
+                    return Some(Value::At(address as *mut c_void));
+                }
+                write_pointer(slot, address);
+            }
+            _ => return None,
+        }
+        Some(Value::Inline)
+    }
+}
+
+fn write_pointer(slot: &mut Slot, address: usize) {
+    slot.0[..8].copy_from_slice(&address.to_ne_bytes());
+}
+
+/// The memory address of a ctypes instance.
+///
+/// # Safety
+/// `obj` is a live object.
+unsafe fn cdata_address(py: Python<'_>, obj: *mut ffi::PyObject) -> Option<usize> {
+    // SAFETY: caller's contract.
+    let object = unsafe { Bound::from_borrowed_ptr(py, obj) };
+    let data = object.downcast::<CData>().ok()?;
+    let address = data.try_borrow().ok()?.address();
+    Some(address)
+}
+
+/// Runs `plan` on the arguments, or returns None for the general path.
+///
+/// # Safety
+/// `args` holds `plan.args.len()` live objects; `address` is the function's address.
+unsafe fn call_fast(
+    py: Python<'_>,
+    plan: &FastPlan,
+    address: usize,
+    args: *const *mut ffi::PyObject,
+) -> Option<PyResult<PyObject>> {
+    let count = plan.args.len();
+    let mut slots = [Slot::default(); MAX_FAST_ARGS];
+    let mut pointers = [std::ptr::null_mut::<c_void>(); MAX_FAST_ARGS];
+    let mut places = [Value::Inline; MAX_FAST_ARGS];
+    for index in 0..count {
+        // SAFETY: caller's contract.
+        let arg = unsafe { *args.add(index) };
+        // SAFETY: as above.
+        places[index] = unsafe { convert(py, &plan.args[index], arg, &mut slots[index]) }?;
+    }
+    for index in 0..count {
+        pointers[index] = match places[index] {
+            Value::Inline => slots[index].0.as_mut_ptr().cast(),
+            Value::At(address) => address,
+        };
+    }
+    let mut ret = [Slot::default(); MAX_FAST_RET_SLOTS];
+    let function = &plan.function;
+    let target = address as *const c_void;
+    let call = GilFreeCall { function, target, args: pointers.as_ptr(), ret: ret.as_mut_ptr().cast() };
+    if plan.release_gil {
+        // pyo3's `allow_threads`, not a bare PyEval_SaveThread: a callback run by this C
+        // call on this thread must know that the GIL is not held here.
+        // SAFETY: no Python object is touched until the GIL is back. The argument objects
+        // stay alive in the caller's frame, so the memory the pointers refer to does too.
+        py.allow_threads(|| unsafe { call.run() });
+    } else {
+        // SAFETY: as above.
+        unsafe { call.run() };
+        if let Some(error) = PyErr::take(py) {
+            return Some(Err(error));
+        }
+    }
+    plan.stats.fast_calls.fetch_add(1, Ordering::Relaxed);
+    Some(plan.result.boxed(py, &ret))
+}
+
+/// A prepared call with its raw pointers, movable into `allow_threads`.
+struct GilFreeCall<'a> {
+    function: &'a ForeignFunction,
+    target: *const c_void,
+    args: *const *mut c_void,
+    ret: *mut c_void,
+}
+
+// SAFETY: used only by the thread that built it, while it waits inside `allow_threads`.
+unsafe impl Send for GilFreeCall<'_> {}
+
+impl GilFreeCall<'_> {
+    /// # Safety
+    /// As `ForeignFunction::call_at`.
+    unsafe fn run(self) {
+        // SAFETY: caller's contract.
+        unsafe { self.function.call_at(self.target, self.args, self.ret) }
+    }
+}
+
+/// The vectorcall entry of function objects (see the module comment).
+///
+/// # Safety
+/// Called by CPython with the GIL held, per the vectorcall protocol.
+pub unsafe extern "C" fn funcptr_vectorcall(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // pyo3's own entry trampoline (what its generated methods use): it tells pyo3 that the
+    // GIL is held — without it, references dropped here would be queued, not released —
+    // and turns errors and panics into a raised exception.
+    // SAFETY: CPython calls this with the GIL held, per the vectorcall protocol.
+    unsafe {
+        pyo3::impl_::trampoline::fastcall_with_keywords(
+            callable,
+            args,
+            nargsf as ffi::Py_ssize_t,
+            kwnames,
+            |py, callable, args, nargsf, kwnames| {
+                vectorcall(py, callable, args, nargsf as usize, kwnames).map(PyObject::into_ptr)
+            },
+        )
+    }
+}
+
+unsafe fn vectorcall(
+    py: Python<'_>,
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> PyResult<PyObject> {
+    // SAFETY: caller's contract.
+    let slf = unsafe { Bound::from_borrowed_ptr(py, callable) };
+    let slf = slf.downcast::<CFuncPtr>()?;
+    // SAFETY: the vectorcall protocol.
+    let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf) } as usize;
+    if kwnames.is_null() {
+        if let Some(plan) = CFuncPtr::fast_plan(slf) {
+            if plan.args.len() == nargs {
+                let address = CFuncPtr::address_of(slf);
+                if address != 0 {
+                    // SAFETY: `args` holds `nargs` live objects.
+                    if let Some(result) = unsafe { call_fast(py, &plan, address, args) } {
+                        return match CFuncPtr::errcheck_of(slf) {
+                            None => result,
+                            Some(errcheck) => {
+                                // SAFETY: as above.
+                                let callargs = unsafe { tuple_of(py, args, nargs) }?;
+                                run_errcheck(py, slf, &errcheck, result?, &callargs)
+                            }
+                        };
+                    }
+                }
+            }
+            plan.stats.general_calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    // SAFETY: as above.
+    let positional = unsafe { tuple_of(py, args, nargs) }?;
+    let keywords = if kwnames.is_null() {
+        None
+    } else {
+        // SAFETY: `kwnames` is a tuple of names whose values follow the positionals.
+        let names = unsafe { Bound::from_borrowed_ptr(py, kwnames) };
+        let names = names.downcast::<PyTuple>()?;
+        let dict = PyDict::new(py);
+        for (offset, name) in names.iter().enumerate() {
+            // SAFETY: as above.
+            let value = unsafe { Bound::from_borrowed_ptr(py, *args.add(nargs + offset)) };
+            dict.set_item(name, value)?;
+        }
+        Some(dict)
+    };
+    call_general(slf, &positional, keywords.as_ref())
+}
+
+/// `errcheck(result, func, args)` as stock runs it; returning `args` means the result.
+fn run_errcheck(
+    py: Python<'_>,
+    slf: &Bound<'_, CFuncPtr>,
+    errcheck: &PyObject,
+    result: PyObject,
+    callargs: &Bound<'_, PyTuple>,
+) -> PyResult<PyObject> {
+    let checked = errcheck.call1(py, (result.clone_ref(py), slf, callargs))?;
+    Ok(if checked.is(callargs) { result } else { checked })
+}
+
+/// A tuple of the `count` objects at `args`.
+///
+/// # Safety
+/// `args` holds `count` live objects.
+unsafe fn tuple_of<'py>(
+    py: Python<'py>,
+    args: *const *mut ffi::PyObject,
+    count: usize,
+) -> PyResult<Bound<'py, PyTuple>> {
+    // SAFETY: caller's contract.
+    let items = (0..count).map(|index| unsafe { Bound::from_borrowed_ptr(py, *args.add(index)) });
+    PyTuple::new(py, items)
+}
+
+/// `jitctypes.stats()`: per signature, function objects with a fast plan and calls taken
+/// by the fast and the general path; why other function objects have no fast path; and
+/// the stub cache's totals.
+#[pyfunction]
+pub fn fast_path_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let registry = stats_registry().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let signatures = PyDict::new(py);
+    for (signature, stats) in &registry.signatures {
+        let entry = PyDict::new(py);
+        entry.set_item("functions", stats.functions.load(Ordering::Relaxed))?;
+        entry.set_item("fast_calls", stats.fast_calls.load(Ordering::Relaxed))?;
+        entry.set_item("general_calls", stats.general_calls.load(Ordering::Relaxed))?;
+        signatures.set_item(signature, entry)?;
+    }
+    let ineligible = PyDict::new(py);
+    for (reason, count) in &registry.ineligible {
+        ineligible.set_item(reason, count)?;
+    }
+    let result = PyDict::new(py);
+    result.set_item("signatures", signatures)?;
+    result.set_item("no_fast_path", ineligible)?;
+    Ok(result)
+}
+
+/// Records why a function object has no fast path.
+pub fn note_ineligible(reason: &str) {
+    count_ineligible(reason);
+}
