@@ -206,7 +206,10 @@ DATA_ROWS = {
     "array write": {"ctypes": "array[3] = 5", "cffi": "array[3] = 5"},
     "c_int() creation": {"ctypes": "c_int(5)", "cffi": "ffi.new('int *', 5)"},
     "byref": {"ctypes": "byref(s)", "cffi": "ffi.addressof(s[0])"},
-    "cast": {"ctypes": "cast(pointer_object, c_void_p)", "cffi": "ffi.cast('void *', pointer_object)"},
+    "cast": {
+        "ctypes": "cast(pointer_object, c_void_p)",
+        "cffi": "ffi.cast('void *', pointer_object)",
+    },
 }
 
 
@@ -225,11 +228,11 @@ def run(arguments) -> dict:
     out = Path(arguments.out)
     built = build(out / "build")
     sys.path.insert(0, str(built["directory"]))
+    import ctypes as stock_ctypes
+
     import bench_cffi_api
     import benchext
     import cffi
-
-    import ctypes as stock_ctypes
     import jitctypes.ctypes as jit_ctypes
     from jitctypes import _rawffi
 
@@ -261,9 +264,7 @@ def run(arguments) -> dict:
         results[row] = {}
         for column in ("stock", "jitctypes", "cffi ABI", "cffi API"):
             kind, namespace = namespaces[column]
-            results[row][column] = measure(
-                statements[kind], namespace, number, arguments.repeat, 1
-            )
+            results[row][column] = measure(statements[kind], namespace, number, arguments.repeat, 1)
     return {
         "python": sys.version,
         "machine": platform.machine(),

@@ -7,8 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PySlice, PyString, PyTuple, PyType};
 use pyo3::PyClassInitializer;
 
-use crate::cdata::{class_ctype, CData};
-use crate::ctype::Shape;
+use crate::cdata::CData;
 use crate::field::{self, Member};
 
 #[pyclass(extends = CData, subclass, module = "_ctypes", name = "Array")]
@@ -22,12 +21,9 @@ struct Elements<'py> {
 
 impl<'py> Elements<'py> {
     fn of(array: &Bound<'py, Array>) -> PyResult<Elements<'py>> {
-        let cls = array.get_type();
-        let ctype = class_ctype(&cls)?;
-        let Shape::Array { len, .. } = &ctype.get().shape else {
-            return Err(PyTypeError::new_err("not an array type"));
-        };
-        Ok(Elements { elements: field::Elements::of_class(&cls)?, len: *len })
+        let elements = field::Elements::of_class(&array.get_type())?;
+        let len = elements.len();
+        Ok(Elements { elements, len })
     }
 
     fn member(&self, index: usize) -> Member<'_, 'py> {

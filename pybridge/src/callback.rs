@@ -53,6 +53,11 @@ impl Target {
             }
             return;
         }
+        // Taken with the C API, not only pyo3's `with_gil`: the thread that made the C call
+        // may have released the GIL without telling pyo3 (the fast call path does), and
+        // `with_gil` alone would then believe it is still held.
+        // SAFETY: the interpreter is initialized; paired with the release below.
+        let gil = unsafe { pyo3::ffi::PyGILState_Ensure() };
         Python::with_gil(|py| {
             if self.restype.is_some() {
                 // SAFETY: libffi's return buffer holds the return type (8 bytes at least).
@@ -73,7 +78,9 @@ impl Target {
             if self.use_errno {
                 rawffi::call::exchange_private_errno();
             }
-        })
+        });
+        // SAFETY: paired with the `PyGILState_Ensure` above.
+        unsafe { pyo3::ffi::PyGILState_Release(gil) };
     }
 
     /// Calls the callable with the C arguments converted.

@@ -25,13 +25,11 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 use rawffi::call::{CallOptions, ForeignFunction};
 
 use crate::array::Array;
-use crate::cdata::{class_ctype, CData};
+use crate::cdata::class_ctype;
 use crate::ctype::{Code, Shape};
-use crate::funcptr::{
-    call_general, CFuncPtr, ResultSpec, FUNCFLAG_PYTHONAPI, FUNCFLAG_USE_ERRNO,
-};
+use crate::funcptr::{call_general, CFuncPtr, ResultSpec, FUNCFLAG_PYTHONAPI, FUNCFLAG_USE_ERRNO};
 use crate::function::jit_enabled;
-use crate::param::{CArgObject, Slot};
+use crate::param::Slot;
 
 /// Most arguments the fast path takes (more go through the general path).
 const MAX_FAST_ARGS: usize = 16;
@@ -160,7 +158,9 @@ fn arg_kind(argtype: &Bound<'_, PyAny>, converter: &Bound<'_, PyAny>) -> Result<
     let ctype = class_ctype(cls).map_err(|_| "an abstract argtype")?;
     let ctype = ctype.get();
     if function.is(&known.simple) || function.is(&known.char_p) || function.is(&known.void_p) {
-        let Some((code, swapped)) = ctype.code() else { return Err("a simple type without code".into()) };
+        let Some((code, swapped)) = ctype.code() else {
+            return Err("a simple type without code".into());
+        };
         if swapped {
             return Err("a byte-swapped argument type".into());
         }
@@ -184,12 +184,17 @@ fn arg_kind(argtype: &Bound<'_, PyAny>, converter: &Bound<'_, PyAny>) -> Result<
             .ok()
             .and_then(|target| target.downcast_into::<PyType>().ok())
             .ok_or("a pointer type without target")?;
-        return Ok(ArgKind::PointerTo { target: target.unbind(), pointer_type: cls.clone().unbind() });
+        return Ok(ArgKind::PointerTo {
+            target: target.unbind(),
+            pointer_type: cls.clone().unbind(),
+        });
     }
     if function.is(&known.cdata) {
         return match ctype.shape {
             Shape::Aggregate => Ok(ArgKind::Instance { cls: cls.clone().unbind(), by_value: true }),
-            Shape::Array { .. } => Ok(ArgKind::Instance { cls: cls.clone().unbind(), by_value: false }),
+            Shape::Array { .. } => {
+                Ok(ArgKind::Instance { cls: cls.clone().unbind(), by_value: false })
+            }
             _ => Err("a function pointer argument type".into()),
         };
     }
@@ -232,10 +237,8 @@ impl FastPlan {
         if signature.ret_buffer_size() > MAX_FAST_RET_SLOTS * 16 {
             return Err("a result larger than 64 bytes".into());
         }
-        let options = CallOptions {
-            use_errno: flags & FUNCFLAG_USE_ERRNO != 0,
-            libffi_only: !jit_enabled(),
-        };
+        let options =
+            CallOptions { use_errno: flags & FUNCFLAG_USE_ERRNO != 0, libffi_only: !jit_enabled() };
         let stats = signature_stats(&signature);
         stats.functions.fetch_add(1, Ordering::Relaxed);
         // The address is given per call (`call_at`): the object's memory may change.
@@ -252,7 +255,7 @@ impl FastPlan {
 
     /// True if the plan still matches the global JIT switch (`set_jit_enabled`).
     pub fn is_current(&self) -> bool {
-        self.function.options().libffi_only == !jit_enabled()
+        self.function.options().libffi_only != jit_enabled()
     }
 }
 
@@ -276,7 +279,12 @@ enum Value {
 ///
 /// # Safety
 /// `arg` is a live object (borrowed from the caller's argument array).
-unsafe fn convert(py: Python<'_>, kind: &ArgKind, arg: *mut ffi::PyObject, slot: &mut Slot) -> Option<Value> {
+unsafe fn convert(
+    py: Python<'_>,
+    kind: &ArgKind,
+    arg: *mut ffi::PyObject,
+    slot: &mut Slot,
+) -> Option<Value> {
     // SAFETY: caller's contract; only reads of type and value.
     unsafe {
         let arg_type = ffi::Py_TYPE(arg);
@@ -320,7 +328,7 @@ unsafe fn convert(py: Python<'_>, kind: &ArgKind, arg: *mut ffi::PyObject, slot:
             }
             ArgKind::Object => {
                 let object = Bound::from_borrowed_ptr(py, arg);
-                if object.is_instance_of::<CData>() {
+                if crate::known_types::as_cdata(&object).is_some() {
                     return None;
                 }
                 write_pointer(slot, arg as usize)
@@ -334,7 +342,7 @@ unsafe fn convert(py: Python<'_>, kind: &ArgKind, arg: *mut ffi::PyObject, slot:
                     write_pointer(slot, *(cdata_address(py, arg)? as *const usize));
                 } else {
                     let object = Bound::from_borrowed_ptr(py, arg);
-                    if let Ok(carg) = object.downcast_exact::<CArgObject>() {
+                    if let Some(carg) = crate::known_types::as_carg(&object) {
                         let carg = carg.get();
                         if !carg.points_into_exactly(target.bind(py)) {
                             return None;
@@ -367,6 +375,12 @@ unsafe fn convert(py: Python<'_>, kind: &ArgKind, arg: *mut ffi::PyObject, slot:
     }
 }
 
+/// Counts one call. Not an atomic increment: calls hold the GIL, so a plain load and store
+/// cannot race, and they cost less on every call.
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
 fn write_pointer(slot: &mut Slot, address: usize) {
     slot.0[..8].copy_from_slice(&address.to_ne_bytes());
 }
@@ -378,7 +392,7 @@ fn write_pointer(slot: &mut Slot, address: usize) {
 unsafe fn cdata_address(py: Python<'_>, obj: *mut ffi::PyObject) -> Option<usize> {
     // SAFETY: caller's contract.
     let object = unsafe { Bound::from_borrowed_ptr(py, obj) };
-    let data = object.downcast::<CData>().ok()?;
+    let data = crate::known_types::as_cdata(&object)?;
     let address = data.try_borrow().ok()?.address();
     Some(address)
 }
@@ -394,60 +408,41 @@ unsafe fn call_fast(
     args: *const *mut ffi::PyObject,
 ) -> Option<PyResult<PyObject>> {
     let count = plan.args.len();
-    let mut slots = [Slot::default(); MAX_FAST_ARGS];
+    // Uninitialised: zeroing these on every call would cost more than the conversions.
+    let mut slots = [const { std::mem::MaybeUninit::<Slot>::uninit() }; MAX_FAST_ARGS];
     let mut pointers = [std::ptr::null_mut::<c_void>(); MAX_FAST_ARGS];
-    let mut places = [Value::Inline; MAX_FAST_ARGS];
     for index in 0..count {
         // SAFETY: caller's contract.
         let arg = unsafe { *args.add(index) };
+        let slot = slots[index].write(Slot::default());
         // SAFETY: as above.
-        places[index] = unsafe { convert(py, &plan.args[index], arg, &mut slots[index]) }?;
-    }
-    for index in 0..count {
-        pointers[index] = match places[index] {
-            Value::Inline => slots[index].0.as_mut_ptr().cast(),
+        pointers[index] = match unsafe { convert(py, &plan.args[index], arg, slot) }? {
+            Value::Inline => slot.0.as_mut_ptr().cast(),
             Value::At(address) => address,
         };
     }
     let mut ret = [Slot::default(); MAX_FAST_RET_SLOTS];
     let function = &plan.function;
     let target = address as *const c_void;
-    let call = GilFreeCall { function, target, args: pointers.as_ptr(), ret: ret.as_mut_ptr().cast() };
     if plan.release_gil {
-        // pyo3's `allow_threads`, not a bare PyEval_SaveThread: a callback run by this C
-        // call on this thread must know that the GIL is not held here.
         // SAFETY: no Python object is touched until the GIL is back. The argument objects
         // stay alive in the caller's frame, so the memory the pointers refer to does too.
-        py.allow_threads(|| unsafe { call.run() });
+        // (A callback run by this C call on this thread takes the GIL with
+        // `PyGILState_Ensure`: see callback.rs.)
+        unsafe {
+            let state = ffi::PyEval_SaveThread();
+            function.call_at(target, pointers.as_ptr(), ret.as_mut_ptr().cast());
+            ffi::PyEval_RestoreThread(state);
+        }
     } else {
         // SAFETY: as above.
-        unsafe { call.run() };
+        unsafe { function.call_at(target, pointers.as_ptr(), ret.as_mut_ptr().cast()) };
         if let Some(error) = PyErr::take(py) {
             return Some(Err(error));
         }
     }
-    plan.stats.fast_calls.fetch_add(1, Ordering::Relaxed);
+    bump(&plan.stats.fast_calls);
     Some(plan.result.boxed(py, &ret))
-}
-
-/// A prepared call with its raw pointers, movable into `allow_threads`.
-struct GilFreeCall<'a> {
-    function: &'a ForeignFunction,
-    target: *const c_void,
-    args: *const *mut c_void,
-    ret: *mut c_void,
-}
-
-// SAFETY: used only by the thread that built it, while it waits inside `allow_threads`.
-unsafe impl Send for GilFreeCall<'_> {}
-
-impl GilFreeCall<'_> {
-    /// # Safety
-    /// As `ForeignFunction::call_at`.
-    unsafe fn run(self) {
-        // SAFETY: caller's contract.
-        unsafe { self.function.call_at(self.target, self.args, self.ret) }
-    }
 }
 
 /// The vectorcall entry of function objects (see the module comment).
@@ -484,30 +479,33 @@ unsafe fn vectorcall(
     nargsf: usize,
     kwnames: *mut ffi::PyObject,
 ) -> PyResult<PyObject> {
-    // SAFETY: caller's contract.
-    let slf = unsafe { Bound::from_borrowed_ptr(py, callable) };
-    let slf = slf.downcast::<CFuncPtr>()?;
+    // SAFETY: caller's contract: only instances of CFuncPtr types get this entry.
+    let slf =
+        unsafe { Bound::from_borrowed_ptr(py, callable).downcast_into_unchecked::<CFuncPtr>() };
+    let slf = &slf;
     // SAFETY: the vectorcall protocol.
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf) } as usize;
     if kwnames.is_null() {
-        if let Some(plan) = CFuncPtr::fast_plan(slf) {
-            if plan.args.len() == nargs {
-                let address = CFuncPtr::address_of(slf);
-                if address != 0 {
-                    // SAFETY: `args` holds `nargs` live objects.
-                    if let Some(result) = unsafe { call_fast(py, &plan, address, args) } {
-                        return match CFuncPtr::errcheck_of(slf) {
-                            None => result,
-                            Some(errcheck) => {
-                                // SAFETY: as above.
-                                let callargs = unsafe { tuple_of(py, args, nargs) }?;
-                                run_errcheck(py, slf, &errcheck, result?, &callargs)
-                            }
-                        };
+        let inputs = CFuncPtr::fast_call_inputs(slf).or_else(|| {
+            CFuncPtr::fast_plan(slf)
+                .map(|plan| (plan, CFuncPtr::address_of(slf), CFuncPtr::errcheck_of(slf).is_some()))
+        });
+        if let Some((plan, address, has_errcheck)) = inputs {
+            if plan.args.len() == nargs && address != 0 {
+                // SAFETY: `args` holds `nargs` live objects.
+                if let Some(result) = unsafe { call_fast(py, &plan, address, args) } {
+                    if !has_errcheck {
+                        return result;
                     }
+                    if let Some(errcheck) = CFuncPtr::errcheck_of(slf) {
+                        // SAFETY: as above.
+                        let callargs = unsafe { tuple_of(py, args, nargs) }?;
+                        return run_errcheck(py, slf, &errcheck, result?, &callargs);
+                    }
+                    return result;
                 }
             }
-            plan.stats.general_calls.fetch_add(1, Ordering::Relaxed);
+            bump(&plan.stats.general_calls);
         }
     }
     // SAFETY: as above.

@@ -9,7 +9,7 @@ use pyo3::types::{PyBytes, PyTuple, PyType};
 use rawffi::layout::{read_bitfield, write_bitfield, BitField};
 use rawffi::memory::{read_uint, write_uint};
 
-use crate::cdata::{at_address, keep_ref, CData};
+use crate::cdata::{at_address, class_attr, keep_ref, CData};
 use crate::convert::{load, store, wide_str_from_ptr, KeepAlive};
 use crate::ctype::{CType, Code, Shape};
 
@@ -115,7 +115,7 @@ impl Member<'_, '_> {
         match self.access {
             Access::Chars => set_chars(value, address, ctype.size, true)?,
             Access::WideChars => set_wide_chars(value, address, ctype.size)?,
-            _ if value.is_instance_of::<CData>() => {
+            _ if crate::known_types::as_cdata(value).is_some() => {
                 let source = value.downcast::<CData>()?;
                 let source_address = source.borrow().address();
                 if value.is_instance(field_type)? {
@@ -201,19 +201,52 @@ pub struct Elements<'py> {
     pub element_type: Bound<'py, PyType>,
     pub element_ctype: Bound<'py, CType>,
     access: Access,
+    len: usize,
+}
+
+/// What an array or pointer class's elements are, recorded once by its metaclass as
+/// `_jitctypes_elements_`: an element access then looks up one class attribute, not four.
+#[pyclass(frozen, module = "jitctypes._rawffi")]
+pub struct ElementInfo {
+    element_type: Py<PyType>,
+    element_ctype: Py<CType>,
+    access: Access,
+    len: usize,
+}
+
+#[pymethods]
+impl ElementInfo {
+    /// Elements of class `element_type`, read as `access` says ("value", "view", "chars",
+    /// "wchars"); `len` of them (0 for a pointer's target).
+    #[new]
+    fn new(element_type: Bound<'_, PyType>, access: &str, len: usize) -> PyResult<ElementInfo> {
+        let element_ctype = crate::cdata::class_ctype(&element_type)?.unbind();
+        let access = Access::from_name(access)?;
+        Ok(ElementInfo { element_type: element_type.unbind(), element_ctype, access, len })
+    }
 }
 
 impl<'py> Elements<'py> {
-    /// Reads `_type_` and `_jitctypes_access_` of an array or pointer class.
+    /// The elements of an array or pointer class, from the `ElementInfo` its metaclass
+    /// recorded (`_jitctypes_elements_`).
     pub fn of_class(cls: &Bound<'py, PyType>) -> PyResult<Elements<'py>> {
         let py = cls.py();
-        let element_type = cls
-            .getattr(intern!(py, "_type_"))
-            .map_err(|_| PyTypeError::new_err("Cannot create instance: has no _type_"))?
-            .downcast_into::<PyType>()?;
-        let element_ctype = crate::cdata::class_ctype(&element_type)?;
-        let access = cls.getattr(intern!(py, "_jitctypes_access_"))?;
-        Ok(Elements { element_type, element_ctype, access: Access::from_name(access.extract()?)? })
+        let info = class_attr(cls, intern!(py, "_jitctypes_elements_"))
+            .ok_or_else(|| PyTypeError::new_err("Cannot create instance: has no _type_"))?;
+        let info = crate::known_types::as_element_info(&info)
+            .ok_or_else(|| PyTypeError::new_err("bad element information"))?
+            .get();
+        Ok(Elements {
+            element_type: info.element_type.bind(py).clone(),
+            element_ctype: info.element_ctype.bind(py).clone(),
+            access: info.access,
+            len: info.len,
+        })
+    }
+
+    /// The number of elements (arrays; 0 for pointers).
+    pub fn len(&self) -> usize {
+        self.len
     }
 
     pub fn size(&self) -> usize {
@@ -347,7 +380,8 @@ impl CField {
             return Ok(slf.clone().into_any().unbind());
         };
         let field = slf.get();
-        let parent = obj.downcast::<CData>()?;
+        let parent = crate::known_types::as_cdata(obj)
+            .ok_or_else(|| PyTypeError::new_err("not a ctypes instance"))?;
         let address = parent.borrow().address() + field.offset;
         field.member(py).read(obj, address)
     }
@@ -359,7 +393,8 @@ impl CField {
     ) -> PyResult<()> {
         let py = slf.py();
         let field = slf.get();
-        let parent = obj.downcast::<CData>()?;
+        let parent = crate::known_types::as_cdata(obj)
+            .ok_or_else(|| PyTypeError::new_err("not a ctypes instance"))?;
         let address = parent.borrow().address() + field.offset;
         field.member(py).write(parent, address, value)
     }

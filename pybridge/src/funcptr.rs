@@ -25,8 +25,8 @@ use rawffi::call::{CallOptions, ForeignFunction};
 use crate::cdata::{class_ctype, CData};
 use crate::ctype::{CType, Code, Shape};
 use crate::errors::{call_error, signature_error};
-use crate::function::{jit_enabled, result_value, signature_type, CallFrame};
 use crate::fastcall::{funcptr_vectorcall, note_ineligible, FastPlan, FastState};
+use crate::function::{jit_enabled, result_value, signature_type, CallFrame};
 use crate::param::{Param, Slot};
 
 create_exception!(ctypes, ArgumentError, PyException);
@@ -232,17 +232,48 @@ fn empty_spec(py: Python<'_>) -> PyResult<Py<FuncSpec>> {
         .map(|spec| spec.clone_ref(py))
 }
 
-/// A C function pointer object.
-#[pyclass(extends = CData, subclass, module = "_ctypes", name = "CFuncPtr")]
+/// A C function pointer object. Frozen, with its changeable state in a `GilCell`: the
+/// vectorcall entry reads it without pyo3's (atomic) borrow flags.
+#[pyclass(frozen, extends = CData, subclass, module = "_ctypes", name = "CFuncPtr")]
 pub struct CFuncPtr {
     /// The vectorcall entry CPython calls (`fastcall::funcptr_vectorcall`); read by CPython
     /// at the offset `enable_vectorcall` records in the type.
     vectorcall: Option<pyo3::ffi::vectorcallfunc>,
+    spec: Py<FuncSpec>,
+    state: GilCell<FuncState>,
+}
+
+/// A `RefCell` shared between threads only with the GIL held: every access is from a
+/// Python method, the vectorcall entry or the garbage collector, all of which hold it.
+pub struct GilCell<T>(std::cell::RefCell<T>);
+
+// SAFETY: see the type's comment: the GIL serialises all access.
+unsafe impl<T: Send> Sync for GilCell<T> {}
+
+impl<T> GilCell<T> {
+    fn new(value: T) -> Self {
+        GilCell(std::cell::RefCell::new(value))
+    }
+
+    fn borrow(&self) -> std::cell::Ref<'_, T> {
+        self.0.borrow()
+    }
+
+    fn borrow_mut(&self) -> std::cell::RefMut<'_, T> {
+        self.0.borrow_mut()
+    }
+}
+
+/// What a function object's attributes and calls change.
+#[derive(Default)]
+struct FuncState {
+    /// Where the object's memory (holding the function address) is; kept here so that a
+    /// call reads it without borrowing the `_CData` base.
+    memory: usize,
     /// The prepared fast call, made on the first call (fastcall.rs).
     fast: FastState,
     /// `jitctypes.set_trivial(f)`: keep the GIL during calls of this short function.
     trivial: bool,
-    spec: Py<FuncSpec>,
     argtypes: Option<ArgTypes>,
     restype: Option<(PyObject, Arc<ResultSpec>)>,
     errcheck: Option<PyObject>,
@@ -285,8 +316,9 @@ fn paramflags_helpers(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
 impl CFuncPtr {
     fn plan(&self, py: Python<'_>) -> CallPlan {
         let spec = self.spec.get();
-        let argtypes = self.argtypes.as_ref().or(spec.argtypes.as_ref());
-        let result = self
+        let this = self.state.borrow();
+        let argtypes = this.argtypes.as_ref().or(spec.argtypes.as_ref());
+        let result = this
             .restype
             .as_ref()
             .or(spec.restype.as_ref())
@@ -295,19 +327,19 @@ impl CFuncPtr {
             converters: argtypes.map(|argtypes| Arc::clone(&argtypes.converters)),
             declared_argtypes: argtypes.map(|argtypes| argtypes.declared.clone_ref(py)),
             result,
-            errcheck: self.errcheck.as_ref().map(|errcheck| errcheck.clone_ref(py)),
-            paramflags: self.paramflags.as_ref().map(|flags| flags.clone_ref(py)),
+            errcheck: this.errcheck.as_ref().map(|errcheck| errcheck.clone_ref(py)),
+            paramflags: this.paramflags.as_ref().map(|flags| flags.clone_ref(py)),
             flags: spec.flags,
-            cached: self.last_call.clone(),
+            cached: this.last_call.clone(),
         }
     }
 }
 
 /// The function address an instance holds.
 fn target_address(slf: &Bound<'_, CFuncPtr>) -> usize {
-    let data = slf.as_super().borrow();
+    let memory = slf.get().state.borrow().memory;
     // SAFETY: a function pointer object's memory holds one pointer.
-    unsafe { *(data.address() as *const usize) }
+    unsafe { *(memory as *const usize) }
 }
 
 #[pymethods]
@@ -325,19 +357,11 @@ impl CFuncPtr {
             Some(spec) => spec.downcast_into::<FuncSpec>()?.unbind(),
             None => empty_spec(py)?,
         };
-        let this = CFuncPtr {
-            vectorcall: Some(funcptr_vectorcall),
-            fast: FastState::Unknown,
-            trivial: false,
-            spec,
-            argtypes: None,
-            restype: None,
-            errcheck: None,
-            paramflags: None,
-            callable: None,
-            last_call: None,
-        };
-        Ok(PyClassInitializer::from(CData::for_class(cls, kwargs)?).add_subclass(this))
+        let data = CData::for_class(cls, kwargs)?;
+        let state = FuncState { memory: data.address(), ..FuncState::default() };
+        let this =
+            CFuncPtr { vectorcall: Some(funcptr_vectorcall), spec, state: GilCell::new(state) };
+        Ok(PyClassInitializer::from(data).add_subclass(this))
     }
 
     /// Sets what the constructor forms decide (in Python, `jitctypes._ctypes.function`):
@@ -349,12 +373,9 @@ impl CFuncPtr {
         paramflags: Option<PyObject>,
         callable: Option<PyObject>,
     ) {
-        {
-            let data = slf.as_super().borrow();
-            // SAFETY: a function pointer object's memory holds one pointer.
-            unsafe { *(data.address() as *mut usize) = address };
-        }
-        let mut this = slf.borrow_mut();
+        let mut this = slf.get().state.borrow_mut();
+        // SAFETY: a function pointer object's memory holds one pointer.
+        unsafe { *(this.memory as *mut usize) = address };
         this.paramflags = paramflags.filter(|flags| !flags.is_none(slf.py()));
         this.callable = callable;
     }
@@ -364,7 +385,7 @@ impl CFuncPtr {
     // `del f.restype`, which mean different things in ctypes.
 
     fn _jitctypes_get_argtypes_(&self, py: Python<'_>) -> PyObject {
-        match self.argtypes.as_ref().or(self.spec.get().argtypes.as_ref()) {
+        match self.state.borrow().argtypes.as_ref().or(self.spec.get().argtypes.as_ref()) {
             Some(argtypes) => argtypes.declared.clone_ref(py),
             None => py.None(),
         }
@@ -372,18 +393,20 @@ impl CFuncPtr {
 
     /// `f.argtypes = seq` (None, or deleting, reverts to the class's).
     #[pyo3(signature = (argtypes = None))]
-    fn _jitctypes_set_argtypes_(&mut self, argtypes: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        self.argtypes = match argtypes {
+    fn _jitctypes_set_argtypes_(&self, argtypes: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let argtypes = match argtypes {
             Some(argtypes) if !argtypes.is_none() => Some(ArgTypes::of(argtypes)?),
             _ => None,
         };
-        self.last_call = None;
-        self.fast = FastState::Unknown;
+        let mut this = self.state.borrow_mut();
+        this.argtypes = argtypes;
+        this.last_call = None;
+        this.fast = FastState::Unknown;
         Ok(())
     }
 
     fn _jitctypes_get_restype_(&self, py: Python<'_>) -> PyObject {
-        match self.restype.as_ref().or(self.spec.get().restype.as_ref()) {
+        match self.state.borrow().restype.as_ref().or(self.spec.get().restype.as_ref()) {
             Some((restype, _)) => restype.clone_ref(py),
             None => py.None(),
         }
@@ -391,66 +414,62 @@ impl CFuncPtr {
 
     /// `f.restype = T` (None: void); `delete=True` reverts to the class's.
     #[pyo3(signature = (restype, delete = false))]
-    fn _jitctypes_set_restype_(
-        &mut self,
-        restype: &Bound<'_, PyAny>,
-        delete: bool,
-    ) -> PyResult<()> {
-        self.restype = if delete {
+    fn _jitctypes_set_restype_(&self, restype: &Bound<'_, PyAny>, delete: bool) -> PyResult<()> {
+        let restype = if delete {
             None
         } else {
             Some((restype.clone().unbind(), Arc::new(ResultSpec::of(restype)?)))
         };
-        self.last_call = None;
-        self.fast = FastState::Unknown;
+        let mut this = self.state.borrow_mut();
+        this.restype = restype;
+        this.last_call = None;
+        this.fast = FastState::Unknown;
         Ok(())
     }
 
     fn _jitctypes_get_errcheck_(&self, py: Python<'_>) -> PyObject {
-        self.errcheck.as_ref().map_or_else(|| py.None(), |errcheck| errcheck.clone_ref(py))
+        let this = self.state.borrow();
+        this.errcheck.as_ref().map_or_else(|| py.None(), |errcheck| errcheck.clone_ref(py))
     }
 
     /// `f.errcheck = callable`; `delete=True` removes it.
     #[pyo3(signature = (errcheck, delete = false))]
-    fn _jitctypes_set_errcheck_(
-        &mut self,
-        errcheck: &Bound<'_, PyAny>,
-        delete: bool,
-    ) -> PyResult<()> {
-        if delete {
-            self.errcheck = None;
-            return Ok(());
-        }
-        if !errcheck.is_callable() {
+    fn _jitctypes_set_errcheck_(&self, errcheck: &Bound<'_, PyAny>, delete: bool) -> PyResult<()> {
+        if !delete && !errcheck.is_callable() {
             return Err(PyTypeError::new_err("the errcheck attribute must be callable"));
         }
-        self.errcheck = Some(errcheck.clone().unbind());
+        self.state.borrow_mut().errcheck = (!delete).then(|| errcheck.clone().unbind());
         Ok(())
     }
 
     fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
         visit.call(&self.spec)?;
-        if let Some(argtypes) = &self.argtypes {
+        // The GC runs with the GIL held and never while a method holds this borrow.
+        let Ok(this) = self.state.0.try_borrow() else { return Ok(()) };
+        if let Some(argtypes) = &this.argtypes {
             visit.call(&argtypes.declared)?;
             for converter in argtypes.converters.iter() {
                 visit.call(converter)?;
             }
         }
-        if let Some((restype, _)) = &self.restype {
+        if let Some((restype, _)) = &this.restype {
             visit.call(restype)?;
         }
-        visit.call(&self.errcheck)?;
-        visit.call(&self.paramflags)?;
-        visit.call(&self.callable)?;
+        visit.call(&this.errcheck)?;
+        visit.call(&this.paramflags)?;
+        visit.call(&this.callable)?;
         Ok(())
     }
 
-    fn __clear__(&mut self) {
-        self.argtypes = None;
-        self.restype = None;
-        self.errcheck = None;
-        self.paramflags = None;
-        self.callable = None;
+    fn __clear__(&self) {
+        if let Ok(mut this) = self.state.0.try_borrow_mut() {
+            this.argtypes = None;
+            this.restype = None;
+            this.errcheck = None;
+            this.paramflags = None;
+            this.callable = None;
+            this.fast = FastState::Unknown;
+        }
     }
 
     fn __bool__(slf: &Bound<'_, CFuncPtr>) -> bool {
@@ -472,18 +491,38 @@ impl CFuncPtr {
 
     /// `jitctypes.set_trivial(f, on)`: calls keep the GIL (for short, non-blocking C
     /// functions: saves releasing and re-taking it).
-    fn _jitctypes_set_trivial_(&mut self, trivial: bool) {
-        self.trivial = trivial;
-        self.fast = FastState::Unknown;
+    fn _jitctypes_set_trivial_(&self, trivial: bool) {
+        let mut this = self.state.borrow_mut();
+        this.trivial = trivial;
+        this.fast = FastState::Unknown;
     }
 }
 
 impl CFuncPtr {
+    /// `resize()` moved the object's memory.
+    pub fn memory_moved(slf: &Bound<'_, CFuncPtr>, address: usize) {
+        slf.get().state.borrow_mut().memory = address;
+    }
+
+    /// What a fast call needs, in one look: the plan (if any), the function address and
+    /// whether `errcheck` is set.
+    pub fn fast_call_inputs(slf: &Bound<'_, CFuncPtr>) -> Option<(Arc<FastPlan>, usize, bool)> {
+        let this = slf.get().state.borrow();
+        if let FastState::Ready(plan) = &this.fast {
+            if plan.is_current() {
+                // SAFETY: a function pointer object's memory holds one pointer.
+                let address = unsafe { *(this.memory as *const usize) };
+                return Some((Arc::clone(plan), address, this.errcheck.is_some()));
+            }
+        }
+        None
+    }
+
     /// The fast plan of `slf`, made on first use (None: the general path serves it).
     pub fn fast_plan(slf: &Bound<'_, CFuncPtr>) -> Option<Arc<FastPlan>> {
         let py = slf.py();
         {
-            let this = slf.borrow();
+            let this = slf.get().state.borrow();
             match &this.fast {
                 FastState::Ready(plan) if plan.is_current() => return Some(Arc::clone(plan)),
                 FastState::Ineligible => return None,
@@ -491,13 +530,11 @@ impl CFuncPtr {
             }
         }
         let (argtypes, result, flags, trivial, has_paramflags) = {
-            let this = slf.borrow();
-            let spec = this.spec.get();
-            let argtypes = this
-                .argtypes
-                .as_ref()
-                .or(spec.argtypes.as_ref())
-                .map(|argtypes| (argtypes.declared.clone_ref(py), Arc::clone(&argtypes.converters)));
+            let this = slf.get().state.borrow();
+            let spec = slf.get().spec.get();
+            let argtypes = this.argtypes.as_ref().or(spec.argtypes.as_ref()).map(|argtypes| {
+                (argtypes.declared.clone_ref(py), Arc::clone(&argtypes.converters))
+            });
             let result = this
                 .restype
                 .as_ref()
@@ -527,7 +564,7 @@ impl CFuncPtr {
             FastState::Ready(plan) => Some(Arc::clone(plan)),
             _ => None,
         };
-        if let Ok(mut this) = slf.try_borrow_mut() {
+        if let Ok(mut this) = slf.get().state.0.try_borrow_mut() {
             this.fast = state;
         }
         plan
@@ -539,7 +576,8 @@ impl CFuncPtr {
     }
 
     pub fn errcheck_of(slf: &Bound<'_, CFuncPtr>) -> Option<PyObject> {
-        slf.borrow().errcheck.as_ref().map(|errcheck| errcheck.clone_ref(slf.py()))
+        let this = slf.get().state.borrow();
+        this.errcheck.as_ref().map(|errcheck| errcheck.clone_ref(slf.py()))
     }
 }
 
@@ -551,16 +589,15 @@ pub fn call_general(
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyObject> {
     let py = slf.py();
-    let plan = slf.borrow().plan(py);
+    let plan = slf.get().plan(py);
     let (callargs, outputs) = match &plan.paramflags {
         Some(paramflags) => {
-            let built =
-                paramflags_helpers(py)?.getattr(intern!(py, "build_callargs"))?.call1((
-                    plan.declared_argtypes.as_ref().map(|argtypes| argtypes.bind(py)),
-                    paramflags,
-                    args,
-                    kwargs,
-                ))?;
+            let built = paramflags_helpers(py)?.getattr(intern!(py, "build_callargs"))?.call1((
+                plan.declared_argtypes.as_ref().map(|argtypes| argtypes.bind(py)),
+                paramflags,
+                args,
+                kwargs,
+            ))?;
             let (callargs, outputs): (Bound<'_, PyTuple>, PyObject) = built.extract()?;
             (callargs, Some(outputs))
         }
@@ -670,7 +707,7 @@ fn call_with(
         _ => {
             let function = ForeignFunction::new(address as *const c_void, signature, options)
                 .map_err(call_error)?;
-            slf.borrow_mut().last_call = Some(function.clone());
+            slf.get().state.borrow_mut().last_call = Some(function.clone());
             function
         }
     };
@@ -720,7 +757,7 @@ pub fn enable_vectorcall(cls: &Bound<'_, PyType>) -> PyResult<()> {
             // the layout of the objects of its classes.
             let probe = crate::cdata::raw_instance(cls, None)?;
             let probe = probe.downcast::<CFuncPtr>()?;
-            let field = &probe.borrow().vectorcall as *const _ as isize;
+            let field = &probe.get().vectorcall as *const _ as isize;
             *OFFSET.get_or_init(|| field - probe.as_ptr() as isize)
         }
     };

@@ -146,11 +146,11 @@ impl Param {
 
     fn convert_nested(obj: &Bound<'_, PyAny>, index: usize, depth: usize) -> PyResult<Param> {
         let py = obj.py();
-        if let Ok(carg) = obj.downcast::<CArgObject>() {
+        if let Some(carg) = crate::known_types::as_carg(obj) {
             let carg = carg.get();
             return Ok(Param::inline(carg.jit.clone(), carg.value, Some(obj.clone().unbind())));
         }
-        if let Ok(cdata) = obj.downcast::<CData>() {
+        if let Some(cdata) = crate::known_types::as_cdata(obj) {
             return Param::of_instance(cdata);
         }
         if obj.is_none() {

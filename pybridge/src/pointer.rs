@@ -39,7 +39,7 @@ impl Pointer {
         _args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyClassInitializer<Pointer>> {
-        let complete = cls.getattr_opt(intern!(cls.py(), "_jitctypes_complete_"))?;
+        let complete = crate::cdata::class_attr(cls, intern!(cls.py(), "_jitctypes_complete_"));
         if !complete.map(|flag| flag.is_truthy()).transpose()?.unwrap_or(false) {
             return Err(PyTypeError::new_err("Cannot create instance: has no _type_"));
         }

@@ -61,7 +61,12 @@ impl ForeignFunction {
     ///
     /// # Safety
     /// As [`ForeignFunction::call`], for the function at `address`.
-    pub unsafe fn call_at(&self, address: *const c_void, args: *const *mut c_void, ret: *mut c_void) {
+    pub unsafe fn call_at(
+        &self,
+        address: *const c_void,
+        args: *const *mut c_void,
+        ret: *mut c_void,
+    ) {
         if self.options.use_errno {
             let saved = swap_in_private_errno();
             // SAFETY: caller's contract.

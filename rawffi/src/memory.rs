@@ -70,6 +70,19 @@ impl Drop for RawBuffer {
 /// # Safety
 /// `address` must be readable for `size` bytes.
 pub unsafe fn read_uint(address: *const u8, size: usize, swapped: bool) -> u64 {
+    if !swapped {
+        // The common case in one unaligned load (a variable-size copy is a memcpy call).
+        // SAFETY: caller's contract.
+        unsafe {
+            match size {
+                1 => return *address as u64,
+                2 => return (address as *const u16).read_unaligned() as u64,
+                4 => return (address as *const u32).read_unaligned() as u64,
+                8 => return (address as *const u64).read_unaligned(),
+                _ => {}
+            }
+        }
+    }
     let size = size.clamp(1, 8);
     let mut bytes = [0u8; 8];
     // SAFETY: caller's contract (`size` readable bytes); at most 8 are copied.
@@ -87,6 +100,18 @@ pub unsafe fn read_uint(address: *const u8, size: usize, swapped: bool) -> u64 {
 /// # Safety
 /// `address` must be writable for `size` bytes (1, 2, 4 or 8).
 pub unsafe fn write_uint(address: *mut u8, size: usize, value: u64, swapped: bool) {
+    if !swapped {
+        // SAFETY: caller's contract.
+        unsafe {
+            match size {
+                1 => return *address = value as u8,
+                2 => return (address as *mut u16).write_unaligned(value as u16),
+                4 => return (address as *mut u32).write_unaligned(value as u32),
+                8 => return (address as *mut u64).write_unaligned(value),
+                _ => {}
+            }
+        }
+    }
     let size = size.clamp(1, 8);
     let value = if swapped { value.swap_bytes() >> (64 - 8 * size) } else { value };
     let bytes = value.to_le_bytes();

@@ -70,6 +70,7 @@ class PyCArrayType(_CDataType):
         # Elements read like fields of their type; "chars"/"wchars" make slices bytes/str.
         access = {"c": "chars", "u": "wchars"}.get(code) or _field_access(element)
         type.__setattr__(cls, "_jitctypes_access_", access)
+        type.__setattr__(cls, "_jitctypes_elements_", _rawffi.ElementInfo(element, access, length))
         for flag in ("_jitctypes_has_union_", "_jitctypes_has_pointer_"):
             type.__setattr__(cls, flag, getattr(element, flag, False))
         if code == "c":

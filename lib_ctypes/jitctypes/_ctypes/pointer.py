@@ -39,7 +39,9 @@ class PyCPointerType(_CDataType):
         if not isinstance(getattr(target, "__ctype__", None), _rawffi.CType):
             raise TypeError("_type_ must have storage info")
         type.__setattr__(cls, "_type_", target)
-        type.__setattr__(cls, "_jitctypes_access_", _target_access(target))
+        access = _target_access(target)
+        type.__setattr__(cls, "_jitctypes_access_", access)
+        type.__setattr__(cls, "_jitctypes_elements_", _rawffi.ElementInfo(target, access, 0))
         type.__setattr__(cls, "_jitctypes_complete_", True)
         pep3118.set_pointer(cls, target)
 
