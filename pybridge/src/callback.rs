@@ -53,34 +53,55 @@ impl Target {
             }
             return;
         }
-        // Taken with the C API, not only pyo3's `with_gil`: the thread that made the C call
-        // may have released the GIL without telling pyo3 (the fast call path does), and
-        // `with_gil` alone would then believe it is still held.
+        // The GIL is taken with the C API, and pyo3 is told through its own entry
+        // trampoline (the one its generated methods use), not `with_gil`: the thread that
+        // made the C call may have released the GIL without telling pyo3 (the fast call
+        // path does), and `with_gil` would then believe it still held. The trampoline
+        // takes plain pointers: the target, the C arguments and the return buffer travel
+        // in its argument slots.
         // SAFETY: the interpreter is initialized; paired with the release below.
         let gil = unsafe { pyo3::ffi::PyGILState_Ensure() };
-        Python::with_gil(|py| {
-            if self.restype.is_some() {
-                // SAFETY: libffi's return buffer holds the return type (8 bytes at least).
-                unsafe { std::ptr::write_bytes(ret.cast::<u8>(), 0, self.ret_size) };
-            }
-            if self.use_errno {
-                rawffi::call::exchange_private_errno();
-            }
-            let callable = self.callable.bind(py);
-            match self.call_python(py, args) {
-                Ok(result) => {
-                    if let Err(error) = self.store_result(py, &result, ret) {
-                        write_unraisable(py, error, callable, "converting result of");
-                    }
-                }
-                Err(error) => write_unraisable(py, error, callable, "calling"),
-            }
-            if self.use_errno {
-                rawffi::call::exchange_private_errno();
-            }
-        });
+        // SAFETY: the GIL is held; the pointers are valid for this call.
+        let status = unsafe {
+            pyo3::impl_::trampoline::fastcall_with_keywords(
+                (self as *const Target).cast_mut().cast(),
+                args.cast(),
+                ret as pyo3::ffi::Py_ssize_t,
+                std::ptr::null_mut(),
+                run_target,
+            )
+        };
+        // A panic inside became a raised exception (and a NULL status): report it.
+        // SAFETY: the GIL is held.
+        if status.is_null() && unsafe { !pyo3::ffi::PyErr_Occurred().is_null() } {
+            // SAFETY: as above.
+            unsafe { pyo3::ffi::PyErr_WriteUnraisable(self.callable.as_ptr()) };
+        }
         // SAFETY: paired with the `PyGILState_Ensure` above.
         unsafe { pyo3::ffi::PyGILState_Release(gil) };
+    }
+
+    /// One invocation with the GIL held.
+    fn run(&self, py: Python<'_>, args: *const *const c_void, ret: *mut c_void) {
+        if self.restype.is_some() {
+            // SAFETY: libffi's return buffer holds the return type (8 bytes at least).
+            unsafe { std::ptr::write_bytes(ret.cast::<u8>(), 0, self.ret_size) };
+        }
+        if self.use_errno {
+            rawffi::call::exchange_private_errno();
+        }
+        let callable = self.callable.bind(py);
+        match self.call_python(py, args) {
+            Ok(result) => {
+                if let Err(error) = self.store_result(py, &result, ret) {
+                    write_unraisable(py, error, callable, "converting result of");
+                }
+            }
+            Err(error) => write_unraisable(py, error, callable, "calling"),
+        }
+        if self.use_errno {
+            rawffi::call::exchange_private_errno();
+        }
     }
 
     /// Calls the callable with the C arguments converted.
@@ -89,7 +110,14 @@ impl Target {
         py: Python<'py>,
         args: *const *const c_void,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let mut values = Vec::with_capacity(self.argtypes.len());
+        // SAFETY: a new tuple, filled below before anything else can see it.
+        let tuple = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                pyo3::ffi::PyTuple_New(self.argtypes.len() as pyo3::ffi::Py_ssize_t),
+            )?
+            .downcast_into_unchecked::<PyTuple>()
+        };
         for (index, (ctype, class)) in self.argtypes.iter().zip(&self.arg_classes).enumerate() {
             // SAFETY: libffi passes one pointer per declared argument, each to a value of
             // its type.
@@ -103,7 +131,7 @@ impl Target {
                     let instance = class.bind(py).call0()?;
                     let address = instance.downcast::<CData>()?.borrow().address();
                     if source.is_null() {
-                        values.push(instance.unbind());
+                        set_item(&tuple, index, instance.unbind());
                         continue;
                     }
                     // SAFETY: the argument holds `size` bytes of its type, and a new
@@ -116,9 +144,9 @@ impl Target {
                 // SAFETY: as above.
                 None => unsafe { load(py, ctype.get(), source) }?,
             };
-            values.push(value);
+            set_item(&tuple, index, value);
         }
-        self.callable.bind(py).call1(PyTuple::new(py, values)?)
+        self.callable.bind(py).call1(tuple)
     }
 
     /// Converts the callable's result into the C return value.
@@ -218,6 +246,32 @@ impl Callback {
     fn address(&self) -> usize {
         self.callback.code_address() as usize
     }
+}
+
+/// The body `Target::invoke` runs in pyo3's trampoline (its pointer arguments carry the
+/// target, the C arguments and the return buffer).
+///
+/// # Safety
+/// `target` points at a live `Target`; `args` and `ret` are the closure's.
+unsafe fn run_target(
+    py: Python<'_>,
+    target: *mut pyo3::ffi::PyObject,
+    args: *const *mut pyo3::ffi::PyObject,
+    ret: pyo3::ffi::Py_ssize_t,
+    _unused: *mut pyo3::ffi::PyObject,
+) -> PyResult<*mut pyo3::ffi::PyObject> {
+    // SAFETY: caller's contract.
+    let target = unsafe { &*(target as *const Target) };
+    target.run(py, args.cast(), ret as *mut c_void);
+    Ok(std::ptr::null_mut())
+}
+
+/// Puts `value` at `index` of a tuple being filled (the tuple takes the reference).
+fn set_item(tuple: &Bound<'_, PyTuple>, index: usize, value: PyObject) {
+    // SAFETY: `tuple` is new, of the right length, and the slot is still empty.
+    unsafe {
+        pyo3::ffi::PyTuple_SET_ITEM(tuple.as_ptr(), index as pyo3::ffi::Py_ssize_t, value.into_ptr())
+    };
 }
 
 /// Reports an exception of a callback as stock ctypes does: through `sys.unraisablehook`

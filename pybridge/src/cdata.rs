@@ -18,6 +18,9 @@ use crate::convert::{load, store, KeepAlive};
 use crate::ctype::{CType, Code, Shape};
 use crate::param::CArgObject;
 
+/// Where a view's memory is: `(address, base kept alive, index in base)`.
+type View = (usize, Option<PyObject>, usize);
+
 /// Keyword that `at_address` passes to `_CData.__new__` to make a view instead of an owner.
 const VIEW_KEYWORD: &str = "_jitctypes_view_";
 
@@ -86,12 +89,21 @@ impl CData {
         cls: &Bound<'_, PyType>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<CData> {
+        let view = match kwargs.map(|kw| kw.get_item(VIEW_KEYWORD)).transpose()?.flatten() {
+            Some(view) => Some(view.extract::<(usize, Option<PyObject>, usize)>()?),
+            None => None,
+        };
+        CData::of_class(cls, view)
+    }
+
+    /// The memory of a new instance of `cls`: owned and zeroed, or a view of
+    /// `(address, base, index)`.
+    fn of_class(cls: &Bound<'_, PyType>, view: Option<View>) -> PyResult<CData> {
         let ctype = class_ctype(cls)?;
         let ctype = ctype.get();
         let keeps_many =
             ctype.is_pointer_type || matches!(ctype.shape, Shape::Aggregate | Shape::Array { .. });
-        if let Some(view) = kwargs.map(|kw| kw.get_item(VIEW_KEYWORD)).transpose()?.flatten() {
-            let (address, base, index): (usize, Option<PyObject>, usize) = view.extract()?;
+        if let Some((address, base, index)) = view {
             return Ok(CData { keeps_many, ..CData::view(address, ctype.size, base, index) });
         }
         Ok(CData { keeps_many, ..CData::owning(ctype.size, ctype.align)? })
@@ -398,31 +410,57 @@ pub fn at_address<'py>(
     base: Option<PyObject>,
     index: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let kwargs = PyDict::new(cls.py());
-    kwargs.set_item(VIEW_KEYWORD, (address, base, index))?;
-    raw_instance(cls, Some(&kwargs))
+    new_instance(cls, Some((address, base, index)))
 }
 
 /// A new instance of `cls` made without its Python-level `__new__` and `__init__` (stock
-/// allocates views and call results directly): by the `__new__` of the Rust class `cls`
-/// derives from. (CPython refuses `_CData.__new__` for a `_SimpleCData` subclass, so the
-/// nearest one is used.)
-pub fn raw_instance<'py>(
+/// allocates views and call results directly), owning zeroed memory or viewing `view`.
+/// Built in Rust for the classes whose Rust base has no other state; function pointers
+/// go through their Rust `__new__`.
+pub fn new_instance<'py>(cls: &Bound<'py, PyType>, view: Option<View>) -> PyResult<Bound<'py, PyAny>> {
+    use crate::known_types::{derives_from, Base};
+    use pyo3::impl_::pyclass_init::PyObjectInit;
+    let py = cls.py();
+    let base = derives_from(cls);
+    if base == Base::FunctionPointer {
+        let kwargs = PyDict::new(py);
+        if let Some(view) = view {
+            kwargs.set_item(VIEW_KEYWORD, view)?;
+        }
+        return raw_instance(cls, Some(&kwargs));
+    }
+    let data = PyClassInitializer::from(CData::of_class(cls, view)?);
+    let subtype = cls.as_type_ptr();
+    // SAFETY: `cls` derives from the Rust class whose initializer is used (checked by
+    // `derives_from`); pyo3 allocates the object with `subtype`'s allocator.
+    let object = unsafe {
+        match base {
+            Base::Simple => data.add_subclass(SimpleCData).into_new_object(py, subtype),
+            Base::Array => data.add_subclass(crate::array::Array).into_new_object(py, subtype),
+            Base::Pointer => data.add_subclass(crate::pointer::Pointer).into_new_object(py, subtype),
+            _ => data.into_new_object(py, subtype),
+        }
+    }?;
+    // SAFETY: a new reference to the object just made.
+    Ok(unsafe { Bound::from_owned_ptr(py, object) })
+}
+
+/// A new instance of `cls` through the `__new__` of the Rust class it derives from,
+/// without its Python-level `__new__` and `__init__`. (CPython refuses `_CData.__new__`
+/// for a `_SimpleCData` subclass, so the nearest Rust class is used.)
+fn raw_instance<'py>(
     cls: &Bound<'py, PyType>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    use crate::known_types::{derives_from, Base};
     use pyo3::PyTypeInfo;
     let py = cls.py();
-    let base = if cls.is_subclass_of::<SimpleCData>()? {
-        SimpleCData::type_object(py)
-    } else if cls.is_subclass_of::<crate::array::Array>()? {
-        crate::array::Array::type_object(py)
-    } else if cls.is_subclass_of::<crate::pointer::Pointer>()? {
-        crate::pointer::Pointer::type_object(py)
-    } else if cls.is_subclass_of::<crate::funcptr::CFuncPtr>()? {
-        crate::funcptr::CFuncPtr::type_object(py)
-    } else {
-        CData::type_object(py)
+    let base = match derives_from(cls) {
+        Base::Simple => SimpleCData::type_object(py),
+        Base::Array => crate::array::Array::type_object(py),
+        Base::Pointer => crate::pointer::Pointer::type_object(py),
+        Base::FunctionPointer => crate::funcptr::CFuncPtr::type_object(py),
+        Base::Data => CData::type_object(py),
     };
     base.getattr(intern!(py, "__new__"))?.call((cls,), kwargs)
 }

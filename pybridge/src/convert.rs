@@ -123,7 +123,7 @@ unsafe fn store_scalar(
     dst: *mut u8,
     keep: &mut KeepAlive,
 ) -> PyResult<()> {
-    let size = code.jit_type().size();
+    let size = code.size();
     let bits: u64 = match code {
         _ if code.is_integer() => masked_integer(value)?,
         Code::Bool => value.is_truthy()? as u64,
@@ -266,7 +266,7 @@ unsafe fn load_scalar(
     swapped: bool,
     src: *const u8,
 ) -> PyResult<PyObject> {
-    let size = code.jit_type().size();
+    let size = code.size();
     Ok(match code {
         Code::Float | Code::Double => {
             // SAFETY: caller's contract.
@@ -284,7 +284,7 @@ unsafe fn load_scalar(
 
 /// The Python value of an integer-like scalar whose storage holds `bits`.
 fn scalar_from_bits(py: Python<'_>, code: Code, bits: u64) -> PyResult<PyObject> {
-    let size = code.jit_type().size();
+    let size = code.size();
     Ok(match code {
         Code::Bool => (bits & 0xff != 0).into_pyobject(py)?.to_owned().into_any().unbind(),
         Code::VariantBool => (bits & 0xffff != 0).into_pyobject(py)?.to_owned().into_any().unbind(),

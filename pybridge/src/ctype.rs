@@ -110,6 +110,17 @@ impl Code {
         }
     }
 
+    /// The size in bytes of a value of this code.
+    pub fn size(self) -> usize {
+        match self {
+            Code::Char | Code::Byte | Code::UByte | Code::Bool => 1,
+            Code::Short | Code::UShort | Code::VariantBool => 2,
+            Code::Int | Code::UInt | Code::WideChar | Code::Float => 4,
+            Code::LongDouble => 16,
+            _ => 8,
+        }
+    }
+
     /// True for the integer codes whose values are Python ints.
     pub fn is_integer(self) -> bool {
         matches!(

@@ -115,7 +115,7 @@ impl ResultSpec {
             ResultKind::Value(ctype) => result_value(py, ctype.get(), ret)?,
             ResultKind::Instance { cls, ctype } => {
                 let cls = cls.bind(py);
-                let instance = crate::cdata::raw_instance(cls, None)?;
+                let instance = crate::cdata::new_instance(cls, None)?;
                 let address = instance.downcast::<CData>()?.borrow().address();
                 let size = ctype.get().size;
                 // SAFETY: the return buffer holds a value of the result type (`size` bytes)
@@ -755,7 +755,7 @@ pub fn enable_vectorcall(cls: &Bound<'_, PyType>) -> PyResult<()> {
         None => {
             // The field's place inside the object, measured on one instance: pyo3 decides
             // the layout of the objects of its classes.
-            let probe = crate::cdata::raw_instance(cls, None)?;
+            let probe = crate::cdata::new_instance(cls, None)?;
             let probe = probe.downcast::<CFuncPtr>()?;
             let field = &probe.get().vectorcall as *const _ as isize;
             *OFFSET.get_or_init(|| field - probe.as_ptr() as isize)

@@ -18,6 +18,10 @@ static CTYPE: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut()
 static CDATA: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
 static CARG: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
 static ELEMENT_INFO: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
+static SIMPLE: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
+static ARRAY: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
+static POINTER: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
+static FUNCTION_POINTER: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Records the type objects (called by the module initialiser).
 pub fn record(py: Python<'_>) {
@@ -25,6 +29,10 @@ pub fn record(py: Python<'_>) {
     CDATA.store(CData::type_object_raw(py), Ordering::Relaxed);
     CARG.store(CArgObject::type_object_raw(py), Ordering::Relaxed);
     ELEMENT_INFO.store(ElementInfo::type_object_raw(py), Ordering::Relaxed);
+    SIMPLE.store(crate::cdata::SimpleCData::type_object_raw(py), Ordering::Relaxed);
+    ARRAY.store(crate::array::Array::type_object_raw(py), Ordering::Relaxed);
+    POINTER.store(crate::pointer::Pointer::type_object_raw(py), Ordering::Relaxed);
+    FUNCTION_POINTER.store(crate::funcptr::CFuncPtr::type_object_raw(py), Ordering::Relaxed);
 }
 
 /// `obj` as a `CType` (a final class: an exact type check suffices).
@@ -60,5 +68,35 @@ pub fn as_element_info<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> Option<&'a Bound<
     unsafe {
         (ffi::Py_TYPE(obj.as_ptr()) == ELEMENT_INFO.load(Ordering::Relaxed))
             .then(|| obj.downcast_unchecked::<ElementInfo>())
+    }
+}
+
+/// Which Rust class a ctypes class derives from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Base {
+    Simple,
+    Array,
+    Pointer,
+    FunctionPointer,
+    /// `_CData` itself: structures and unions.
+    Data,
+}
+
+/// The Rust class `cls` derives from.
+pub fn derives_from(cls: &Bound<'_, pyo3::types::PyType>) -> Base {
+    let is = |base: &AtomicPtr<ffi::PyTypeObject>| {
+        // SAFETY: two live type objects.
+        unsafe { ffi::PyType_IsSubtype(cls.as_type_ptr(), base.load(Ordering::Relaxed)) != 0 }
+    };
+    if is(&SIMPLE) {
+        Base::Simple
+    } else if is(&ARRAY) {
+        Base::Array
+    } else if is(&POINTER) {
+        Base::Pointer
+    } else if is(&FUNCTION_POINTER) {
+        Base::FunctionPointer
+    } else {
+        Base::Data
     }
 }
