@@ -270,7 +270,11 @@ unsafe fn run_target(
 fn set_item(tuple: &Bound<'_, PyTuple>, index: usize, value: PyObject) {
     // SAFETY: `tuple` is new, of the right length, and the slot is still empty.
     unsafe {
-        pyo3::ffi::PyTuple_SET_ITEM(tuple.as_ptr(), index as pyo3::ffi::Py_ssize_t, value.into_ptr())
+        pyo3::ffi::PyTuple_SET_ITEM(
+            tuple.as_ptr(),
+            index as pyo3::ffi::Py_ssize_t,
+            value.into_ptr(),
+        )
     };
 }
 

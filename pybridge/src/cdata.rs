@@ -417,7 +417,10 @@ pub fn at_address<'py>(
 /// allocates views and call results directly), owning zeroed memory or viewing `view`.
 /// Built in Rust for the classes whose Rust base has no other state; function pointers
 /// go through their Rust `__new__`.
-pub fn new_instance<'py>(cls: &Bound<'py, PyType>, view: Option<View>) -> PyResult<Bound<'py, PyAny>> {
+pub fn new_instance<'py>(
+    cls: &Bound<'py, PyType>,
+    view: Option<View>,
+) -> PyResult<Bound<'py, PyAny>> {
     use crate::known_types::{derives_from, Base};
     use pyo3::impl_::pyclass_init::PyObjectInit;
     let py = cls.py();
@@ -437,7 +440,9 @@ pub fn new_instance<'py>(cls: &Bound<'py, PyType>, view: Option<View>) -> PyResu
         match base {
             Base::Simple => data.add_subclass(SimpleCData).into_new_object(py, subtype),
             Base::Array => data.add_subclass(crate::array::Array).into_new_object(py, subtype),
-            Base::Pointer => data.add_subclass(crate::pointer::Pointer).into_new_object(py, subtype),
+            Base::Pointer => {
+                data.add_subclass(crate::pointer::Pointer).into_new_object(py, subtype)
+            }
             _ => data.into_new_object(py, subtype),
         }
     }?;

@@ -48,8 +48,9 @@ enum ArgKind {
     CharPointer,
     /// `c_void_p`: exact `int`, `bytes` or None.
     VoidPointer,
-    /// `py_object`: any object that is not a ctypes instance (pointer to the object).
-    Object,
+    /// `py_object`: any object that is not an instance of `py_object` itself (a pointer
+    /// to the object).
+    Object { cls: Py<PyType> },
     /// `POINTER(T)`: an instance of exactly `T` (by reference), `byref()` of one, an
     /// instance of exactly this pointer type, an array of exactly `T`, or None.
     PointerTo { target: Py<PyType>, pointer_type: Py<PyType> },
@@ -174,7 +175,7 @@ fn arg_kind(argtype: &Bound<'_, PyAny>, converter: &Bound<'_, PyAny>) -> Result<
             Code::Double => ArgKind::Float { size: 8 },
             Code::CharPointer if function.is(&known.char_p) => ArgKind::CharPointer,
             Code::VoidPointer if function.is(&known.void_p) => ArgKind::VoidPointer,
-            Code::PyObject => ArgKind::Object,
+            Code::PyObject => ArgKind::Object { cls: cls.clone().unbind() },
             other => return Err(format!("argument type code {:?}", other.letter())),
         });
     }
@@ -326,13 +327,13 @@ unsafe fn convert(
             ArgKind::VoidPointer if is_int => {
                 write_pointer(slot, ffi::PyLong_AsUnsignedLongLongMask(arg) as usize)
             }
-            ArgKind::Object => {
-                let object = Bound::from_borrowed_ptr(py, arg);
-                if crate::known_types::as_cdata(&object).is_some() {
+            ArgKind::Object { cls } => {
+                if ffi::PyObject_TypeCheck(arg, cls.as_ptr().cast()) != 0 {
                     return None;
                 }
                 write_pointer(slot, arg as usize)
             }
+            ArgKind::VoidPointer => write_pointer(slot, pointer_value(py, arg)?),
             ArgKind::PointerTo { target, pointer_type } => {
                 if is_none {
                     write_pointer(slot, 0);
@@ -373,6 +374,30 @@ unsafe fn convert(
         }
         Some(Value::Inline)
     }
+}
+
+/// The address a ctypes instance passes as a `void *` (as `c_void_p.from_param` and
+/// `ConvParam` make it): an array's memory, the pointer a pointer-like object holds.
+///
+/// # Safety
+/// `obj` is a live object.
+unsafe fn pointer_value(py: Python<'_>, obj: *mut ffi::PyObject) -> Option<usize> {
+    use crate::known_types::{derives_from, Base};
+    // SAFETY: caller's contract.
+    let object = unsafe { Bound::from_borrowed_ptr(py, obj) };
+    let data = crate::known_types::as_cdata(&object)?;
+    let address = data.try_borrow().ok()?.address();
+    let holds_pointer = match derives_from(&object.get_type()) {
+        Base::Array => return Some(address),
+        Base::Pointer | Base::FunctionPointer => true,
+        Base::Simple => matches!(
+            class_ctype(&object.get_type()).ok()?.get().code(),
+            Some((Code::VoidPointer | Code::CharPointer | Code::WideCharPointer, false))
+        ),
+        Base::Data => false,
+    };
+    // SAFETY: these objects' memory holds one pointer.
+    holds_pointer.then(|| unsafe { *(address as *const usize) })
 }
 
 /// Counts one call. Not an atomic increment: calls hold the GIL, so a plain load and store

@@ -61,6 +61,7 @@ from jitctypes._rawffi import dlsym as _dlsym
 __version__ = "1.1.0"  # the stdlib ctypes package refuses to load on any other value
 
 CTYPES_MAX_ARGCOUNT = 1024
+SIZEOF_TIME_T = 8  # `time_t` on x86-64 Linux; the 3.12+ stdlib package imports it
 
 
 def dlopen(name=None, mode=RTLD_LOCAL, /):
@@ -132,6 +133,7 @@ __all__ = [
     "Py_INCREF",
     "RTLD_GLOBAL",
     "RTLD_LOCAL",
+    "SIZEOF_TIME_T",
     "Structure",
     "Union",
     "UnionType",
