@@ -24,6 +24,14 @@ class AsParameter:
         self._as_parameter_ = value
 
 
+def add_i32(m, paths):
+    return declare(m, paths["jittest"], "add_i32", m.c_int32, m.c_int32, m.c_int32)
+
+
+def add_f64(m, paths):
+    return declare(m, paths["jittest"], "add_f64", m.c_double, m.c_double, m.c_double)
+
+
 def declare(m, lib, name, restype, *argtypes):
     function = getattr(m.CDLL(lib), name)
     function.argtypes, function.restype = list(argtypes), restype
@@ -40,7 +48,7 @@ def point_type(m):
 # name → (declaration, [(label, arguments builder)]); `fast` marks what the guards take.
 CASES = {
     "int": (
-        lambda m, paths: declare(m, paths["jittest"], "add_i32", m.c_int32, m.c_int32, m.c_int32),
+        add_i32,
         [
             ("fast", lambda m: (1, 2)),
             ("fast", lambda m: (2**40 + 5, -1)),
