@@ -51,6 +51,22 @@ impl<'py> Elements<'py> {
     }
 }
 
+impl Array {
+    /// What `__init__` does (also the fast `tp_init` of slots.rs).
+    pub fn init_with(slf: &Bound<'_, Array>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let elements = Elements::of(slf)?;
+        for (index, value) in args.iter().enumerate() {
+            let index = elements.checked(index as isize)?;
+            elements.member(index).write(
+                slf.as_super(),
+                elements.address_of(slf, index),
+                &value,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[pymethods]
 impl Array {
     #[new]
@@ -71,16 +87,7 @@ impl Array {
         args: &Bound<'_, PyTuple>,
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        let elements = Elements::of(slf)?;
-        for (index, value) in args.iter().enumerate() {
-            let index = elements.checked(index as isize)?;
-            elements.member(index).write(
-                slf.as_super(),
-                elements.address_of(slf, index),
-                &value,
-            )?;
-        }
-        Ok(())
+        Array::init_with(slf, args)
     }
 
     fn __len__(slf: &Bound<'_, Array>) -> PyResult<usize> {

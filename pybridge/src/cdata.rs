@@ -60,9 +60,14 @@ pub fn class_ctype<'py>(cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, CType>>
 /// from `_b_base_`, which is then kept alive.
 #[pyclass(subclass, module = "_ctypes", name = "_CData")]
 pub struct CData {
+    /// The memory's address, unless `inline` holds it.
     address: usize,
     size: usize,
     storage: Option<RawBuffer>,
+    /// Up to 16 owned bytes live in the object itself, as stock ctypes keeps small values
+    /// (`c_int(5)` then needs no allocation). Its address is only known once the object
+    /// is in place, hence `address()`.
+    inline: Option<InlineBytes>,
     base: Option<PyObject>,
     /// Position in `base` (ctypes' `_b_index`): keys of kept objects are paths of these.
     index: usize,
@@ -71,8 +76,20 @@ pub struct CData {
     keeps_many: bool,
 }
 
+/// The inline storage of small values: 16 bytes, aligned for any scalar.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct InlineBytes([u8; 16]);
+
 impl CData {
-    fn owning(size: usize, align: usize) -> PyResult<CData> {
+    fn owning(size: usize, align: usize, inline_ok: bool) -> PyResult<CData> {
+        if inline_ok && size <= 16 && align <= 16 {
+            return Ok(CData {
+                size,
+                inline: Some(InlineBytes::default()),
+                ..CData::view(0, 0, None, 0)
+            });
+        }
         let storage =
             RawBuffer::new(size, align).map_err(pyo3::exceptions::PyMemoryError::new_err)?;
         let address = storage.as_ptr() as usize;
@@ -80,7 +97,16 @@ impl CData {
     }
 
     fn view(address: usize, size: usize, base: Option<PyObject>, index: usize) -> CData {
-        CData { address, size, storage: None, base, index, objects: None, keeps_many: false }
+        CData {
+            address,
+            size,
+            storage: None,
+            inline: None,
+            base,
+            index,
+            objects: None,
+            keeps_many: false,
+        }
     }
 
     /// The initializer `__new__` returns for `cls`: owned zeroed memory of the class's size,
@@ -89,16 +115,26 @@ impl CData {
         cls: &Bound<'_, PyType>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<CData> {
+        CData::for_class_inline(cls, kwargs, true)
+    }
+
+    /// `for_class`; `inline_ok=false` keeps the memory out of the object (function
+    /// pointer objects record its address before the object is in place).
+    pub fn for_class_inline(
+        cls: &Bound<'_, PyType>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        inline_ok: bool,
+    ) -> PyResult<CData> {
         let view = match kwargs.map(|kw| kw.get_item(VIEW_KEYWORD)).transpose()?.flatten() {
             Some(view) => Some(view.extract::<(usize, Option<PyObject>, usize)>()?),
             None => None,
         };
-        CData::of_class(cls, view)
+        CData::of_class(cls, view, inline_ok)
     }
 
     /// The memory of a new instance of `cls`: owned and zeroed, or a view of
     /// `(address, base, index)`.
-    fn of_class(cls: &Bound<'_, PyType>, view: Option<View>) -> PyResult<CData> {
+    fn of_class(cls: &Bound<'_, PyType>, view: Option<View>, inline_ok: bool) -> PyResult<CData> {
         let ctype = class_ctype(cls)?;
         let ctype = ctype.get();
         let keeps_many =
@@ -106,11 +142,15 @@ impl CData {
         if let Some((address, base, index)) = view {
             return Ok(CData { keeps_many, ..CData::view(address, ctype.size, base, index) });
         }
-        Ok(CData { keeps_many, ..CData::owning(ctype.size, ctype.align)? })
+        Ok(CData { keeps_many, ..CData::owning(ctype.size, ctype.align, inline_ok)? })
     }
 
+    /// Where the object's memory is.
     pub fn address(&self) -> usize {
-        self.address
+        match &self.inline {
+            Some(bytes) => bytes.0.as_ptr() as usize,
+            None => self.address,
+        }
     }
 
     pub fn size(&self) -> usize {
@@ -162,7 +202,7 @@ impl CData {
     /// The object's memory as a byte slice.
     fn bytes(&self) -> &[u8] {
         // SAFETY: the object's memory holds `size` bytes while it lives.
-        unsafe { std::slice::from_raw_parts(self.address as *const u8, self.size) }
+        unsafe { std::slice::from_raw_parts(self.address() as *const u8, self.size) }
     }
 }
 
@@ -239,7 +279,7 @@ impl CData {
 
     #[getter(_b_needsfree_)]
     fn b_needsfree(&self) -> bool {
-        self.storage.is_some()
+        self.storage.is_some() || self.inline.is_some()
     }
 
     #[getter(_objects)]
@@ -262,7 +302,7 @@ impl CData {
         };
         let (address, size) = {
             let data = slf.borrow();
-            (data.address, data.size)
+            (data.address(), data.size)
         };
         let info = format.get();
         // SAFETY: CPython hands us a view to fill; the pointers stored stay valid while the
@@ -343,7 +383,7 @@ impl CData {
             let this = slf.borrow();
             let len = data.len().min(this.size);
             // SAFETY: the object's memory holds `size >= len` bytes.
-            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), this.address as *mut u8, len) };
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), this.address() as *mut u8, len) };
         }
         let own = slf.getattr(intern!(slf.py(), "__dict__"))?;
         let own = own
@@ -363,17 +403,21 @@ pub fn resize(obj: &Bound<'_, CData>, size: isize) -> PyResult<()> {
         return Err(pyo3::exceptions::PyValueError::new_err(format!("minimum size is {minimum}")));
     }
     let mut data = obj.borrow_mut();
-    let Some(old) = &data.storage else {
-        return Err(pyo3::exceptions::PyValueError::new_err(
-            "Memory cannot be resized because this object doesn't own it",
-        ));
+    let align = match (&data.storage, &data.inline) {
+        (Some(old), _) => old.align(),
+        (None, Some(_)) => 16,
+        (None, None) => {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "Memory cannot be resized because this object doesn't own it",
+            ))
+        }
     };
     let size = size as usize;
-    let storage =
-        RawBuffer::new(size, old.align()).map_err(pyo3::exceptions::PyMemoryError::new_err)?;
+    let storage = RawBuffer::new(size, align).map_err(pyo3::exceptions::PyMemoryError::new_err)?;
     let kept = data.size.min(size);
     // SAFETY: both buffers hold at least `kept` bytes and do not overlap.
-    unsafe { std::ptr::copy_nonoverlapping(data.address as *const u8, storage.as_ptr(), kept) };
+    unsafe { std::ptr::copy_nonoverlapping(data.address() as *const u8, storage.as_ptr(), kept) };
+    data.inline = None;
     data.address = storage.as_ptr() as usize;
     data.size = size;
     data.storage = Some(storage);
@@ -432,7 +476,7 @@ pub fn new_instance<'py>(
         }
         return raw_instance(cls, Some(&kwargs));
     }
-    let data = PyClassInitializer::from(CData::of_class(cls, view)?);
+    let data = PyClassInitializer::from(CData::of_class(cls, view, true)?);
     let subtype = cls.as_type_ptr();
     // SAFETY: `cls` derives from the Rust class whose initializer is used (checked by
     // `derives_from`); pyo3 allocates the object with `subtype`'s allocator.
@@ -475,6 +519,17 @@ fn raw_instance<'py>(
 pub struct SimpleCData;
 
 impl SimpleCData {
+    /// What `__init__` does (also the fast `tp_init` of slots.rs).
+    pub fn init_with(slf: &Bound<'_, SimpleCData>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        match args.len() {
+            0 => Ok(()),
+            1 => SimpleCData::set_value(slf, &args.get_item(0)?),
+            n => {
+                Err(PyTypeError::new_err(format!("__init__ expected at most 1 argument, got {n}")))
+            }
+        }
+    }
+
     fn scalar_ctype<'py>(slf: &Bound<'py, SimpleCData>) -> PyResult<Bound<'py, CType>> {
         class_ctype(&slf.get_type())
     }
@@ -500,27 +555,21 @@ impl SimpleCData {
         args: &Bound<'_, PyTuple>,
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        match args.len() {
-            0 => Ok(()),
-            1 => SimpleCData::set_value(slf, &args.get_item(0)?),
-            n => {
-                Err(PyTypeError::new_err(format!("__init__ expected at most 1 argument, got {n}")))
-            }
-        }
+        SimpleCData::init_with(slf, args)
     }
 
     #[getter]
     fn value(slf: &Bound<'_, SimpleCData>) -> PyResult<PyObject> {
         let ctype = SimpleCData::scalar_ctype(slf)?;
-        let address = slf.as_super().borrow().address;
+        let address = slf.as_super().borrow().address();
         // SAFETY: the object's memory holds a value of its class's type.
         unsafe { load(slf.py(), ctype.get(), address as *const u8) }
     }
 
     #[setter]
-    fn set_value(slf: &Bound<'_, SimpleCData>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub fn set_value(slf: &Bound<'_, SimpleCData>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let ctype = SimpleCData::scalar_ctype(slf)?;
-        let address = slf.as_super().borrow().address;
+        let address = slf.as_super().borrow().address();
         let mut keep = KeepAlive::new();
         // SAFETY: as for `value`.
         unsafe { store(value, ctype.get(), address as *mut u8, &mut keep)? };
@@ -550,7 +599,7 @@ impl SimpleCData {
     fn __bool__(slf: &Bound<'_, SimpleCData>) -> bool {
         let base = slf.as_super().borrow();
         // SAFETY: the object's memory holds `size` bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(base.address as *const u8, base.size) };
+        let bytes = unsafe { std::slice::from_raw_parts(base.address() as *const u8, base.size) };
         bytes.iter().any(|&byte| byte != 0)
     }
 
@@ -604,7 +653,7 @@ fn is_direct_simple_type(cls: &Bound<'_, PyType>) -> PyResult<bool> {
 pub fn addressof(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
     let cdata =
         crate::known_types::as_cdata(obj).ok_or_else(|| PyTypeError::new_err("invalid type"))?;
-    Ok(cdata.borrow().address)
+    Ok(cdata.borrow().address())
 }
 
 /// `byref(obj, offset=0)`.
@@ -615,7 +664,7 @@ pub fn byref(obj: &Bound<'_, PyAny>, offset: isize) -> PyResult<CArgObject> {
         let name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
         PyTypeError::new_err(format!("byref() argument must be a ctypes instance, not '{name}'"))
     })?;
-    let address = cdata.borrow().address.wrapping_add_signed(offset);
+    let address = cdata.borrow().address().wrapping_add_signed(offset);
     Ok(CArgObject::pointer_into(obj.clone().unbind(), address))
 }
 

@@ -357,7 +357,8 @@ impl CFuncPtr {
             Some(spec) => spec.downcast_into::<FuncSpec>()?.unbind(),
             None => empty_spec(py)?,
         };
-        let data = CData::for_class(cls, kwargs)?;
+        // Not inline: the address is recorded before the object is in place.
+        let data = CData::for_class_inline(cls, kwargs, false)?;
         let state = FuncState { memory: data.address(), ..FuncState::default() };
         let this =
             CFuncPtr { vectorcall: Some(funcptr_vectorcall), spec, state: GilCell::new(state) };

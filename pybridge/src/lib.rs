@@ -33,6 +33,7 @@ mod library;
 mod memory;
 mod param;
 mod pointer;
+mod slots;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -97,6 +98,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     funcptr::register(module)?;
     helpers::register(module)?;
     module.add_function(wrap_pyfunction!(cdata::resize, module)?)?;
+    module.add_function(wrap_pyfunction!(slots::enable_fast_init, module)?)?;
     module.add_class::<field::CField>()?;
     module.add_class::<array::Array>()?;
     module.add_class::<pointer::Pointer>()?;

@@ -3,7 +3,7 @@
 
 from jitctypes import _rawffi
 from jitctypes._ctypes import pep3118
-from jitctypes._ctypes.basics import _CDataType
+from jitctypes._ctypes.basics import _CDataType, overrides
 from jitctypes._ctypes.structure import _field_access
 
 
@@ -64,6 +64,8 @@ class PyCArrayType(_CDataType):
         length, element = _length_of(cls), _element_of(cls)
         type.__setattr__(cls, "__ctype__", _rawffi.CType.array(element.__ctype__, length))
         pep3118.set_array(cls, element, length)
+        if not overrides(cls, _rawffi.Array, "__init__"):
+            _rawffi.enable_fast_init(cls)
         code = (
             getattr(element, "_type_", None) if element.__dict__.get("_jitctypes_basic_") else None
         )

@@ -54,6 +54,13 @@ class _CDataType(type):
         return _rawffi.at_address(cls, address)
 
 
+def overrides(cls, rust_base: type, name: str) -> bool:
+    """True if a Python class between `cls` and its Rust base defines `name` (then the
+    Rust fast slot for it must not be installed)."""
+    mro = cls.__mro__
+    return any(name in klass.__dict__ for klass in mro[: mro.index(rust_base)])
+
+
 def _check_buffer(cls, view: memoryview, offset: int) -> int:
     """The address of `view`, after stock's checks of `offset` and size."""
     if not isinstance(getattr(cls, "__ctype__", None), _rawffi.CType):

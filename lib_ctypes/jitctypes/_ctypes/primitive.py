@@ -3,7 +3,7 @@ Rust ``_SimpleCData`` (which does the per-value work: ``.value``, ``bool``, ``re
 
 from jitctypes import _rawffi
 from jitctypes._ctypes import pep3118
-from jitctypes._ctypes.basics import _CDataType
+from jitctypes._ctypes.basics import _CDataType, overrides
 
 # The type codes stock ctypes lists in its error message. 'X' (BSTR) exists only on
 # Windows and is refused, as stock does on Linux; 'v' (VARIANT_BOOL) exists everywhere.
@@ -57,6 +57,8 @@ class PyCSimpleType(_CDataType):
             cls.__ctype__ = _rawffi.CType.scalar(code)
         cls._jitctypes_has_pointer_ = code in _POINTER_CODES
         pep3118.set_simple(cls, code, big_endian=False)
+        if not overrides(cls, _rawffi._SimpleCData, "__init__"):
+            _rawffi.enable_fast_init(cls)
         if cls._jitctypes_basic_ and code in _SPECIAL_FROM_PARAM:
             cls.from_param = classmethod(_SPECIAL_FROM_PARAM[code])
         if "_type_" in namespace and mcls is PyCSimpleType:
@@ -68,6 +70,8 @@ class PyCSimpleType(_CDataType):
                 }
                 swapped = super().__new__(mcls, name, bases, swapped_namespace)
                 pep3118.set_simple(swapped, code, big_endian=True)
+                if not overrides(swapped, _rawffi._SimpleCData, "__init__"):
+                    _rawffi.enable_fast_init(swapped)
                 swapped.__ctype_le__ = cls
                 swapped.__ctype_be__ = swapped
                 cls.__ctype_le__ = cls
