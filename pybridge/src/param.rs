@@ -294,8 +294,11 @@ pub fn simple_from_param<'py>(
     let (ctype, tag) = scalar_code(cls)?;
     match scalar_arg(value, ctype.get(), tag) {
         Ok(carg) => Ok(Bound::new(cls.py(), carg)?.into_any()),
-        // Stock replaces the conversion's own error by this one.
-        Err(_) => retry_as_parameter(cls, value, wrong_type(), simple_from_param),
+        // Stock 3.11 replaces the conversion's own error by "wrong type"; 3.12 keeps it.
+        Err(error) => {
+            let error = if cls.py().version_info() >= (3, 12) { error } else { wrong_type() };
+            retry_as_parameter(cls, value, error, simple_from_param)
+        }
     }
 }
 

@@ -3,6 +3,8 @@ type by the metaclasses and kept on the class as ``_jitctypes_buffer_`` (what th
 ``__getbuffer__`` exports), ``_jitctypes_format_`` (None where stock has none: unions,
 packed and incomplete structures, which export ``"B"``) and ``_jitctypes_shape_``."""
 
+import sys
+
 from jitctypes import _rawffi
 
 # Standard-size struct codes for the ctypes codes whose C size differs from the standard
@@ -40,12 +42,23 @@ def set_array(cls, element, length: int) -> None:
     _install(cls, getattr(element, "_jitctypes_format_", None) or "B", shape, itemsize)
 
 
-def set_aggregate(cls, names, types, is_struct: bool, packed: bool) -> None:
-    if not is_struct or packed:
+def set_aggregate(cls, names, types, offsets, is_struct: bool, packed: bool) -> None:
+    """Structures get ``T{...}``; unions (and, before 3.12, packed structures) ``B``.
+    From 3.12 stock also writes the padding between and after members (``3x``)."""
+    with_padding = sys.version_info >= (3, 12)
+    if not is_struct or (packed and not with_padding):
         _install(cls, None)
         return
-    members = "".join(f"{_with_shape(t)}:{name}:" for name, t in zip(names, types, strict=True))
-    _install(cls, "T{" + members + "}")
+    members, end = [], 0
+    for name, member_type, offset in zip(names, types, offsets, strict=True):
+        if with_padding and offset > end:
+            members.append(f"{offset - end}x")
+        members.append(f"{_with_shape(member_type)}:{name}:")
+        end = offset + member_type.__ctype__.size
+    size = cls.__ctype__.size
+    if with_padding and size > end and names:
+        members.append(f"{size - end}x")
+    _install(cls, "T{" + "".join(members) + "}")
 
 
 def set_incomplete(cls) -> None:

@@ -140,7 +140,8 @@ class _AggregateType(_CDataType):
         for flag, found in has.items():
             type.__setattr__(cls, flag, found)
         type.__setattr__(cls, "_jitctypes_field_names_", tuple(base_names + names))
-        pep3118.set_aggregate(cls, names, types, cls._kind == "struct", bool(pack))
+        offsets = [offset for offset, _size, _bits in layout.fields]
+        pep3118.set_aggregate(cls, names, types, offsets, cls._kind == "struct", bool(pack))
         type.__setattr__(cls, "_jitctypes_final_", True)
         cls._jitctypes_make_anonymous()
 
