@@ -30,3 +30,15 @@ echo "== CPython's ctypes suite, unchanged, on jitctypes._ctypes: per test as st
 baseline="tests/conformance/baseline-$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])').json"
 .venv/bin/python -m jitctypes.conformance --compare "$baseline"
 JITCTYPES_JIT=0 .venv/bin/python -m jitctypes.conformance --compare "$baseline"
+
+echo "== The same suite on CPython 3.12, if this machine has it (its own venv and target dir)"
+PY312=${PY312:-$(command -v python3.12 || ls "$HOME"/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n 1 || true)}
+if [ -n "$PY312" ]; then
+    [ -x .venv-3.12/bin/python ] || "$PY312" -m venv .venv-3.12
+    .venv-3.12/bin/python -m pip install --quiet "maturin>=1.7,<2"
+    PATH="$PWD/.venv-3.12/bin:$PATH" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/py3.12" \
+        .venv-3.12/bin/python -m pip install --quiet --no-build-isolation .
+    .venv-3.12/bin/python -m jitctypes.conformance --compare tests/conformance/baseline-3.12.json
+else
+    echo "skipped: no python3.12 on this machine"
+fi

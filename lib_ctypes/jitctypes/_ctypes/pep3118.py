@@ -52,13 +52,17 @@ def set_aggregate(cls, names, types, offsets, is_struct: bool, packed: bool) -> 
     members, end = [], 0
     for name, member_type, offset in zip(names, types, offsets, strict=True):
         if with_padding and offset > end:
-            members.append(f"{offset - end}x")
+            members.append(_padding(offset - end))
         members.append(f"{_with_shape(member_type)}:{name}:")
         end = offset + member_type.__ctype__.size
     size = cls.__ctype__.size
     if with_padding and size > end and names:
-        members.append(f"{size - end}x")
+        members.append(_padding(size - end))
     _install(cls, "T{" + "".join(members) + "}")
+
+
+def _padding(count: int) -> str:
+    return "x" if count == 1 else f"{count}x"
 
 
 def set_incomplete(cls) -> None:
