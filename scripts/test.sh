@@ -32,7 +32,16 @@ baseline="tests/conformance/baseline-$(.venv/bin/python -c 'import sys; print("%
 JITCTYPES_JIT=0 .venv/bin/python -m jitctypes.conformance --compare "$baseline"
 
 echo "== The same suite on CPython 3.12, if this machine has it (its own venv and target dir)"
-PY312=${PY312:-$(command -v python3.12 || ls "$HOME"/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -n 1 || true)}
+PY312=${PY312:-}
+if [ -z "$PY312" ]; then
+    # pyenv's shim exists even where 3.12 is not selected: take the first that runs.
+    for candidate in "$HOME"/.pyenv/versions/3.12*/bin/python3.12 "$(command -v python3.12 || true)"; do
+        if [ -n "$candidate" ] && "$candidate" -c 'import sys' 2>/dev/null; then
+            PY312=$candidate
+            break
+        fi
+    done
+fi
 if [ -n "$PY312" ]; then
     [ -x .venv-3.12/bin/python ] || "$PY312" -m venv .venv-3.12
     .venv-3.12/bin/python -m pip install --quiet "maturin>=1.7,<2"
