@@ -17,59 +17,49 @@ use crate::array::Array;
 use crate::cdata::SimpleCData;
 use crate::known_types::{derives_from, Base};
 
-/// `tp_init` of simple types: `c_int()`, `c_int(5)`.
-unsafe extern "C" fn simple_init(
+/// A Rust class whose `__init__` the C `tp_init` runs.
+trait Initialise: pyo3::PyClass {
+    fn init_with(slf: &Bound<'_, Self>, args: &Bound<'_, PyTuple>) -> PyResult<()>;
+}
+
+impl Initialise for SimpleCData {
+    fn init_with(slf: &Bound<'_, Self>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        SimpleCData::init_with(slf, args)
+    }
+}
+
+impl Initialise for Array {
+    fn init_with(slf: &Bound<'_, Self>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        Array::init_with(slf, args)
+    }
+}
+
+/// `tp_init` of the classes derived from `T`: `c_int(5)`, `(c_int * 3)(1, 2)`.
+unsafe extern "C" fn fast_init<T: Initialise>(
     slf: *mut ffi::PyObject,
     args: *mut ffi::PyObject,
     kwargs: *mut ffi::PyObject,
 ) -> c_int {
     // pyo3's entry trampoline for three-pointer slots (GIL bookkeeping, errors, panics).
     // SAFETY: CPython calls tp_init with the GIL held and a new instance of the class.
-    unsafe { pyo3::impl_::trampoline::setattrofunc(slf, args, kwargs, simple_init_body) }
+    unsafe { pyo3::impl_::trampoline::setattrofunc(slf, args, kwargs, fast_init_body::<T>) }
 }
 
-unsafe fn simple_init_body(
+unsafe fn fast_init_body<T: Initialise>(
     py: Python<'_>,
     slf: *mut ffi::PyObject,
     args: *mut ffi::PyObject,
     _kwargs: *mut ffi::PyObject,
 ) -> PyResult<c_int> {
-    // SAFETY: tp_init of a class derived from `_SimpleCData` (checked when installed);
-    // `args` is a tuple.
+    // SAFETY: tp_init of a class derived from `T` (checked when installed); `args` is a
+    // tuple.
     let (slf, args) = unsafe {
         (
-            Bound::from_borrowed_ptr(py, slf).downcast_into_unchecked::<SimpleCData>(),
+            Bound::from_borrowed_ptr(py, slf).downcast_into_unchecked::<T>(),
             Bound::from_borrowed_ptr(py, args).downcast_into_unchecked::<PyTuple>(),
         )
     };
-    SimpleCData::init_with(&slf, &args)?;
-    Ok(0)
-}
-
-/// `tp_init` of array types: `(c_int * 3)(1, 2)`.
-unsafe extern "C" fn array_init(
-    slf: *mut ffi::PyObject,
-    args: *mut ffi::PyObject,
-    kwargs: *mut ffi::PyObject,
-) -> c_int {
-    // SAFETY: as for `simple_init`.
-    unsafe { pyo3::impl_::trampoline::setattrofunc(slf, args, kwargs, array_init_body) }
-}
-
-unsafe fn array_init_body(
-    py: Python<'_>,
-    slf: *mut ffi::PyObject,
-    args: *mut ffi::PyObject,
-    _kwargs: *mut ffi::PyObject,
-) -> PyResult<c_int> {
-    // SAFETY: as for `simple_init_body`, for `Array`.
-    let (slf, args) = unsafe {
-        (
-            Bound::from_borrowed_ptr(py, slf).downcast_into_unchecked::<Array>(),
-            Bound::from_borrowed_ptr(py, args).downcast_into_unchecked::<PyTuple>(),
-        )
-    };
-    Array::init_with(&slf, &args)?;
+    T::init_with(&slf, &args)?;
     Ok(0)
 }
 
@@ -78,8 +68,8 @@ unsafe fn array_init_body(
 #[pyfunction]
 pub fn enable_fast_init(cls: &Bound<'_, PyType>) -> PyResult<()> {
     let init: ffi::initproc = match derives_from(cls) {
-        Base::Simple => simple_init,
-        Base::Array => array_init,
+        Base::Simple => fast_init::<SimpleCData>,
+        Base::Array => fast_init::<Array>,
         _ => return Err(PyTypeError::new_err("only simple and array types have a fast __init__")),
     };
     // SAFETY: a heap type whose instances are laid out by the Rust class the initialiser
