@@ -43,7 +43,10 @@ struct Target {
 
 impl Target {
     /// Runs the callable for one C call. Never fails: errors become unraisable.
-    fn invoke(&self, args: *const *const c_void, ret: *mut c_void) {
+    ///
+    /// Takes its own reference to the target and gives it up while the GIL is still held:
+    /// the callable may have dropped every other one, and the last must not go without it.
+    fn invoke(self: Arc<Self>, args: *const *const c_void, ret: *mut c_void) {
         // SAFETY: a plain query of the interpreter's state, valid from any thread.
         if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
             // No interpreter (C called back after Python ended): C gets zeros.
@@ -51,6 +54,8 @@ impl Target {
                 // SAFETY: libffi's return buffer holds the return type (8 bytes at least).
                 unsafe { std::ptr::write_bytes(ret.cast::<u8>(), 0, self.ret_size) };
             }
+            // Its Python references cannot be released any more: the process is ending.
+            std::mem::forget(self);
             return;
         }
         // The GIL is taken with the C API, and pyo3 is told through its own entry
@@ -64,7 +69,7 @@ impl Target {
         // SAFETY: the GIL is held; the pointers are valid for this call.
         let status = unsafe {
             pyo3::impl_::trampoline::fastcall_with_keywords(
-                (self as *const Target).cast_mut().cast(),
+                (Arc::as_ptr(&self)).cast_mut().cast(),
                 args.cast(),
                 ret as pyo3::ffi::Py_ssize_t,
                 std::ptr::null_mut(),
@@ -77,6 +82,7 @@ impl Target {
             // SAFETY: as above.
             unsafe { pyo3::ffi::PyErr_WriteUnraisable(self.callable.as_ptr()) };
         }
+        drop(self);
         // SAFETY: paired with the `PyGILState_Ensure` above.
         unsafe { pyo3::ffi::PyGILState_Release(gil) };
     }

@@ -67,7 +67,7 @@ pub struct CData {
     /// Up to 16 owned bytes live in the object itself, as stock ctypes keeps small values
     /// (`c_int(5)` then needs no allocation). Its address is only known once the object
     /// is in place, hence `address()`.
-    inline: Option<InlineBytes>,
+    inline: Option<InlineCell>,
     base: Option<PyObject>,
     /// Position in `base` (ctypes' `_b_index`): keys of kept objects are paths of these.
     index: usize,
@@ -76,17 +76,22 @@ pub struct CData {
     keeps_many: bool,
 }
 
-/// The inline storage of small values: 16 bytes, aligned for any scalar.
-#[derive(Clone, Copy, Default)]
+/// The inline storage of small values: 16 bytes, aligned for any scalar, written through
+/// raw pointers (C and the conversions) while Rust holds shared references to the object.
+#[derive(Default)]
 #[repr(C, align(16))]
-struct InlineBytes([u8; 16]);
+struct InlineCell(std::cell::UnsafeCell<[u8; 16]>);
+
+// SAFETY: the bytes are C memory like a `RawBuffer`'s: any synchronisation of their
+// contents is the user's, as in C.
+unsafe impl Sync for InlineCell {}
 
 impl CData {
     fn owning(size: usize, align: usize, inline_ok: bool) -> PyResult<CData> {
         if inline_ok && size <= 16 && align <= 16 {
             return Ok(CData {
                 size,
-                inline: Some(InlineBytes::default()),
+                inline: Some(InlineCell::default()),
                 ..CData::view(0, 0, None, 0)
             });
         }
@@ -148,7 +153,7 @@ impl CData {
     /// Where the object's memory is.
     pub fn address(&self) -> usize {
         match &self.inline {
-            Some(bytes) => bytes.0.as_ptr() as usize,
+            Some(bytes) => bytes.0.get() as usize,
             None => self.address,
         }
     }
@@ -465,9 +470,12 @@ pub fn new_instance<'py>(
     cls: &Bound<'py, PyType>,
     view: Option<View>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    use crate::known_types::{derives_from, Base};
+    use crate::known_types::{derives_from, is_cdata_class, Base};
     use pyo3::impl_::pyclass_init::PyObjectInit;
     let py = cls.py();
+    if !is_cdata_class(cls) {
+        return Err(PyTypeError::new_err(format!("{} is not a ctypes type", cls.name()?)));
+    }
     let base = derives_from(cls);
     if base == Base::FunctionPointer {
         let kwargs = PyDict::new(py);

@@ -8,7 +8,8 @@
 //! skips work when the outcome is known.
 //!
 //! Plans are made on a function's first call (never at import or at `argtypes`
-//! assignment) and dropped when `argtypes`, `restype` or `errcheck` change. Functions of
+//! assignment) and dropped when `argtypes` or `restype` change (`errcheck` runs after
+//! either path). Functions of
 //! the same signature share one compiled stub (`jit::StubCache`).
 
 use std::collections::HashMap;
@@ -46,8 +47,9 @@ enum ArgKind {
     Float { size: usize },
     /// `c_char_p`: exact `bytes` (pointer to its data) or None.
     CharPointer,
-    /// `c_void_p`: exact `int`, `bytes` or None.
-    VoidPointer,
+    /// `c_void_p`: exact `int`, `bytes` or None; arrays, pointers, function pointers,
+    /// `c_char_p`/`c_wchar_p` instances, and instances of the argument type `cls` itself.
+    VoidPointer { cls: Py<PyType> },
     /// `py_object`: any object that is not an instance of `py_object` itself (a pointer
     /// to the object).
     Object { cls: Py<PyType> },
@@ -174,7 +176,9 @@ fn arg_kind(argtype: &Bound<'_, PyAny>, converter: &Bound<'_, PyAny>) -> Result<
             Code::Float => ArgKind::Float { size: 4 },
             Code::Double => ArgKind::Float { size: 8 },
             Code::CharPointer if function.is(&known.char_p) => ArgKind::CharPointer,
-            Code::VoidPointer if function.is(&known.void_p) => ArgKind::VoidPointer,
+            Code::VoidPointer if function.is(&known.void_p) => {
+                ArgKind::VoidPointer { cls: cls.clone().unbind() }
+            }
             Code::PyObject => ArgKind::Object { cls: cls.clone().unbind() },
             other => return Err(format!("argument type code {:?}", other.letter())),
         });
@@ -241,10 +245,10 @@ impl FastPlan {
         let options =
             CallOptions { use_errno: flags & FUNCFLAG_USE_ERRNO != 0, libffi_only: !jit_enabled() };
         let stats = signature_stats(&signature);
-        stats.functions.fetch_add(1, Ordering::Relaxed);
         // The address is given per call (`call_at`): the object's memory may change.
         let function = ForeignFunction::new(std::ptr::null(), signature, options)
             .map_err(|error| error.to_string())?;
+        stats.functions.fetch_add(1, Ordering::Relaxed);
         Ok(FastPlan {
             args,
             result: Arc::clone(result),
@@ -252,6 +256,29 @@ impl FastPlan {
             release_gil: flags & FUNCFLAG_PYTHONAPI == 0 && !trivial,
             stats,
         })
+    }
+
+    /// Visits the classes the argument guards hold (for the garbage collector).
+    pub fn traverse_arguments(
+        &self,
+        visit: &pyo3::PyVisit<'_>,
+    ) -> Result<(), pyo3::PyTraverseError> {
+        for kind in &self.args {
+            match kind {
+                ArgKind::PointerTo { target, pointer_type } => {
+                    visit.call(target)?;
+                    visit.call(pointer_type)?;
+                }
+                ArgKind::Instance { cls, .. }
+                | ArgKind::Object { cls }
+                | ArgKind::VoidPointer { cls } => visit.call(cls)?,
+                ArgKind::Int { .. }
+                | ArgKind::Bool
+                | ArgKind::Float { .. }
+                | ArgKind::CharPointer => {}
+            }
+        }
+        Ok(())
     }
 
     /// True if the plan still matches the global JIT switch (`set_jit_enabled`).
@@ -318,13 +345,13 @@ unsafe fn convert(
                     slot.0[..8].copy_from_slice(&value.to_ne_bytes());
                 }
             }
-            ArgKind::CharPointer | ArgKind::VoidPointer if is_none => write_pointer(slot, 0),
-            ArgKind::CharPointer | ArgKind::VoidPointer
+            ArgKind::CharPointer | ArgKind::VoidPointer { .. } if is_none => write_pointer(slot, 0),
+            ArgKind::CharPointer | ArgKind::VoidPointer { .. }
                 if arg_type == std::ptr::addr_of_mut!(ffi::PyBytes_Type) =>
             {
                 write_pointer(slot, ffi::PyBytes_AsString(arg) as usize)
             }
-            ArgKind::VoidPointer if is_int => {
+            ArgKind::VoidPointer { .. } if is_int => {
                 write_pointer(slot, ffi::PyLong_AsUnsignedLongLongMask(arg) as usize)
             }
             ArgKind::Object { cls } => {
@@ -333,7 +360,7 @@ unsafe fn convert(
                 }
                 write_pointer(slot, arg as usize)
             }
-            ArgKind::VoidPointer => write_pointer(slot, pointer_value(py, arg)?),
+            ArgKind::VoidPointer { cls } => write_pointer(slot, pointer_value(py, arg, cls)?),
             ArgKind::PointerTo { target, pointer_type } => {
                 if is_none {
                     write_pointer(slot, 0);
@@ -350,7 +377,8 @@ unsafe fn convert(
                         }
                         write_pointer(slot, carg.address());
                     } else if object.is_instance_of::<Array>() {
-                        let element = object.get_type().getattr(intern!(py, "_type_")).ok()?;
+                        let array_type = object.get_type();
+                        let element = crate::cdata::class_attr(&array_type, intern!(py, "_type_"))?;
                         if !element.is(target) {
                             return None;
                         }
@@ -376,12 +404,17 @@ unsafe fn convert(
     }
 }
 
-/// The address a ctypes instance passes as a `void *` (as `c_void_p.from_param` and
-/// `ConvParam` make it): an array's memory, the pointer a pointer-like object holds.
+/// The address a ctypes instance passes as a `void *` argument of type `cls` (as
+/// `c_void_p.from_param` and `ConvParam` make it): an array's memory, the pointer a
+/// pointer-like object holds. `c_void_p` instances only if they are `cls` instances.
 ///
 /// # Safety
 /// `obj` is a live object.
-unsafe fn pointer_value(py: Python<'_>, obj: *mut ffi::PyObject) -> Option<usize> {
+unsafe fn pointer_value(
+    py: Python<'_>,
+    obj: *mut ffi::PyObject,
+    cls: &Py<PyType>,
+) -> Option<usize> {
     use crate::known_types::{derives_from, Base};
     // SAFETY: caller's contract.
     let object = unsafe { Bound::from_borrowed_ptr(py, obj) };
@@ -390,10 +423,14 @@ unsafe fn pointer_value(py: Python<'_>, obj: *mut ffi::PyObject) -> Option<usize
     let holds_pointer = match derives_from(&object.get_type()) {
         Base::Array => return Some(address),
         Base::Pointer | Base::FunctionPointer => true,
-        Base::Simple => matches!(
-            class_ctype(&object.get_type()).ok()?.get().code(),
-            Some((Code::VoidPointer | Code::CharPointer | Code::WideCharPointer, false))
-        ),
+        Base::Simple => match class_ctype(&object.get_type()).ok()?.get().code() {
+            Some((Code::CharPointer | Code::WideCharPointer, false)) => true,
+            // SAFETY: a live object and a live type.
+            Some((Code::VoidPointer, false)) => unsafe {
+                ffi::PyObject_TypeCheck(obj, cls.as_ptr().cast()) != 0
+            },
+            _ => false,
+        },
         Base::Data => false,
     };
     // SAFETY: these objects' memory holds one pointer.
@@ -433,7 +470,8 @@ unsafe fn call_fast(
     args: *const *mut ffi::PyObject,
 ) -> Option<PyResult<PyObject>> {
     let count = plan.args.len();
-    // Uninitialised: zeroing these on every call would cost more than the conversions.
+    // Only the slots in use are initialised (each is zeroed as it is taken): zeroing all
+    // sixteen on every call would cost more than the conversions.
     let mut slots = [const { std::mem::MaybeUninit::<Slot>::uninit() }; MAX_FAST_ARGS];
     let mut pointers = [std::ptr::null_mut::<c_void>(); MAX_FAST_ARGS];
     for index in 0..count {
@@ -513,21 +551,20 @@ unsafe fn vectorcall(
     if kwnames.is_null() {
         let inputs = CFuncPtr::fast_call_inputs(slf).or_else(|| {
             CFuncPtr::fast_plan(slf)
-                .map(|plan| (plan, CFuncPtr::address_of(slf), CFuncPtr::errcheck_of(slf).is_some()))
+                .map(|plan| (plan, CFuncPtr::address_of(slf), CFuncPtr::errcheck_of(slf)))
         });
-        if let Some((plan, address, has_errcheck)) = inputs {
+        if let Some((plan, address, errcheck)) = inputs {
             if plan.args.len() == nargs && address != 0 {
                 // SAFETY: `args` holds `nargs` live objects.
                 if let Some(result) = unsafe { call_fast(py, &plan, address, args) } {
-                    if !has_errcheck {
-                        return result;
-                    }
-                    if let Some(errcheck) = CFuncPtr::errcheck_of(slf) {
-                        // SAFETY: as above.
-                        let callargs = unsafe { tuple_of(py, args, nargs) }?;
-                        return run_errcheck(py, slf, &errcheck, result?, &callargs);
-                    }
-                    return result;
+                    return match errcheck {
+                        None => result,
+                        Some(errcheck) => {
+                            // SAFETY: as above.
+                            let callargs = unsafe { tuple_of(py, args, nargs) }?;
+                            run_errcheck(py, slf, &errcheck, result?, &callargs)
+                        }
+                    };
                 }
             }
             bump(&plan.stats.general_calls);
@@ -600,6 +637,20 @@ pub fn fast_path_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     result.set_item("signatures", signatures)?;
     result.set_item("no_fast_path", ineligible)?;
     Ok(result)
+}
+
+/// Takes the vectorcall entry away from `cls` and its subclasses again (a `__call__`
+/// assigned to the class later must be what calls run).
+#[pyfunction]
+pub fn disable_vectorcall(cls: &Bound<'_, PyType>) -> PyResult<()> {
+    // SAFETY: a heap type; CPython reads the flag at each call.
+    unsafe {
+        (*cls.as_type_ptr()).tp_flags &= !ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+    }
+    for subclass in cls.call_method0(intern!(cls.py(), "__subclasses__"))?.try_iter()? {
+        disable_vectorcall(subclass?.downcast()?)?;
+    }
+    Ok(())
 }
 
 /// Records why a function object has no fast path.

@@ -25,6 +25,7 @@ use rawffi::call::{CallOptions, ForeignFunction};
 use crate::cdata::{class_ctype, CData};
 use crate::ctype::{CType, Code, Shape};
 use crate::errors::{call_error, signature_error};
+pub use crate::fastcall::disable_vectorcall;
 use crate::fastcall::{funcptr_vectorcall, note_ineligible, FastPlan, FastState};
 use crate::function::{jit_enabled, result_value, signature_type, CallFrame};
 use crate::param::{Param, Slot};
@@ -62,6 +63,20 @@ pub struct ResultSpec {
 }
 
 impl ResultSpec {
+    /// Visits the objects this spec holds (for the garbage collector of its one owner).
+    pub fn traverse(&self, visit: &pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        match &self.kind {
+            ResultKind::Value(ctype) => visit.call(ctype)?,
+            ResultKind::Instance { cls, ctype } => {
+                visit.call(cls)?;
+                visit.call(ctype)?;
+            }
+            ResultKind::Callable(callable) => visit.call(callable)?,
+            ResultKind::Int | ResultKind::Void => {}
+        }
+        visit.call(&self.checker)
+    }
+
     fn int() -> ResultSpec {
         ResultSpec { kind: ResultKind::Int, checker: None }
     }
@@ -73,7 +88,9 @@ impl ResultSpec {
             return Ok(ResultSpec { kind: ResultKind::Void, checker: None });
         }
         if let Ok(cls) = restype.downcast::<PyType>() {
-            if let Ok(ctype) = class_ctype(cls) {
+            // Only ctypes classes: another class with a `__ctype__` is a plain callable.
+            let ctype = class_ctype(cls).ok().filter(|_| crate::known_types::is_cdata_class(cls));
+            if let Some(ctype) = ctype {
                 let basic = match cls.getattr_opt(intern!(py, "_jitctypes_basic_"))? {
                     Some(flag) => flag.is_truthy()?,
                     None => false,
@@ -138,13 +155,25 @@ impl ResultSpec {
     }
 }
 
+/// What a fast call needs of a function object: its plan, address and errcheck.
+pub type FastCallInputs = (Arc<FastPlan>, usize, Option<PyObject>);
+
 /// `argtypes` with their converters (each type's `from_param`), as stock keeps them.
-struct ArgTypes {
+pub struct ArgTypes {
+    /// What the user assigned (the getter returns it, a list stays a list).
     declared: PyObject,
-    converters: Arc<Vec<PyObject>>,
+    /// The types as they were when assigned (a list may change afterwards).
+    pub types: Py<PyTuple>,
+    pub converters: Arc<Vec<PyObject>>,
 }
 
 impl ArgTypes {
+    fn traverse(&self, visit: &pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.declared)?;
+        visit.call(&self.types)?;
+        self.converters.iter().try_for_each(|converter| visit.call(converter))
+    }
+
     /// Stock's `converters_from_argtypes`, with its errors.
     fn of(argtypes: &Bound<'_, PyAny>) -> PyResult<ArgTypes> {
         let py = argtypes.py();
@@ -171,7 +200,11 @@ impl ArgTypes {
             })?;
             converters.push(converter.unbind());
         }
-        Ok(ArgTypes { declared: argtypes.clone().unbind(), converters: Arc::new(converters) })
+        Ok(ArgTypes {
+            declared: argtypes.clone().unbind(),
+            types: items.unbind(),
+            converters: Arc::new(converters),
+        })
     }
 }
 
@@ -215,6 +248,17 @@ impl FuncSpec {
             None
         };
         Ok(FuncSpec { argtypes, restype, flags })
+    }
+
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        if let Some(argtypes) = &self.argtypes {
+            argtypes.traverse(&visit)?;
+        }
+        if let Some((restype, result)) = &self.restype {
+            visit.call(restype)?;
+            result.traverse(&visit)?;
+        }
+        Ok(())
     }
 
     /// True if the class declares `_argtypes_` (callbacks need them).
@@ -377,8 +421,12 @@ impl CFuncPtr {
         let mut this = slf.get().state.borrow_mut();
         // SAFETY: a function pointer object's memory holds one pointer.
         unsafe { *(this.memory as *mut usize) = address };
-        this.paramflags = paramflags.filter(|flags| !flags.is_none(slf.py()));
-        this.callable = callable;
+        let old = (
+            std::mem::replace(&mut this.paramflags, paramflags.filter(|f| !f.is_none(slf.py()))),
+            std::mem::replace(&mut this.callable, callable),
+        );
+        drop(this);
+        drop(old); // after the borrow: dropping may run Python code
     }
 
     // `argtypes`, `restype` and `errcheck` are Python properties over these methods
@@ -400,9 +448,13 @@ impl CFuncPtr {
             _ => None,
         };
         let mut this = self.state.borrow_mut();
-        this.argtypes = argtypes;
-        this.last_call = None;
-        this.fast = FastState::Unknown;
+        let old = (
+            std::mem::replace(&mut this.argtypes, argtypes),
+            this.last_call.take(),
+            std::mem::take(&mut this.fast),
+        );
+        drop(this);
+        drop(old); // after the borrow: dropping may run Python code
         Ok(())
     }
 
@@ -422,9 +474,13 @@ impl CFuncPtr {
             Some((restype.clone().unbind(), Arc::new(ResultSpec::of(restype)?)))
         };
         let mut this = self.state.borrow_mut();
-        this.restype = restype;
-        this.last_call = None;
-        this.fast = FastState::Unknown;
+        let old = (
+            std::mem::replace(&mut this.restype, restype),
+            this.last_call.take(),
+            std::mem::take(&mut this.fast),
+        );
+        drop(this);
+        drop(old); // after the borrow: dropping may run Python code
         Ok(())
     }
 
@@ -439,7 +495,9 @@ impl CFuncPtr {
         if !delete && !errcheck.is_callable() {
             return Err(PyTypeError::new_err("the errcheck attribute must be callable"));
         }
-        self.state.borrow_mut().errcheck = (!delete).then(|| errcheck.clone().unbind());
+        let new = (!delete).then(|| errcheck.clone().unbind());
+        let old = std::mem::replace(&mut self.state.borrow_mut().errcheck, new);
+        drop(old); // after the borrow: dropping may run Python code
         Ok(())
     }
 
@@ -448,13 +506,16 @@ impl CFuncPtr {
         // The GC runs with the GIL held and never while a method holds this borrow.
         let Ok(this) = self.state.0.try_borrow() else { return Ok(()) };
         if let Some(argtypes) = &this.argtypes {
-            visit.call(&argtypes.declared)?;
-            for converter in argtypes.converters.iter() {
-                visit.call(converter)?;
-            }
+            argtypes.traverse(&visit)?;
         }
-        if let Some((restype, _)) = &this.restype {
+        if let Some((restype, result)) = &this.restype {
             visit.call(restype)?;
+            result.traverse(&visit)?;
+        }
+        if let FastState::Ready(plan) = &this.fast {
+            // The plan's result spec is this object's own (visited above) or the class's
+            // (visited by the class's FuncSpec): only its argument guards are visited here.
+            plan.traverse_arguments(&visit)?;
         }
         visit.call(&this.errcheck)?;
         visit.call(&this.paramflags)?;
@@ -464,12 +525,16 @@ impl CFuncPtr {
 
     fn __clear__(&self) {
         if let Ok(mut this) = self.state.0.try_borrow_mut() {
-            this.argtypes = None;
-            this.restype = None;
-            this.errcheck = None;
-            this.paramflags = None;
-            this.callable = None;
-            this.fast = FastState::Unknown;
+            let old = (
+                this.argtypes.take(),
+                this.restype.take(),
+                this.errcheck.take(),
+                this.paramflags.take(),
+                this.callable.take(),
+                std::mem::take(&mut this.fast),
+            );
+            drop(this);
+            drop(old); // after the borrow: dropping may run Python code
         }
     }
 
@@ -495,7 +560,9 @@ impl CFuncPtr {
     fn _jitctypes_set_trivial_(&self, trivial: bool) {
         let mut this = self.state.borrow_mut();
         this.trivial = trivial;
-        this.fast = FastState::Unknown;
+        let old = std::mem::take(&mut this.fast);
+        drop(this);
+        drop(old); // after the borrow: dropping may run Python code
     }
 }
 
@@ -507,13 +574,14 @@ impl CFuncPtr {
 
     /// What a fast call needs, in one look: the plan (if any), the function address and
     /// whether `errcheck` is set.
-    pub fn fast_call_inputs(slf: &Bound<'_, CFuncPtr>) -> Option<(Arc<FastPlan>, usize, bool)> {
+    pub fn fast_call_inputs(slf: &Bound<'_, CFuncPtr>) -> Option<FastCallInputs> {
         let this = slf.get().state.borrow();
         if let FastState::Ready(plan) = &this.fast {
             if plan.is_current() {
                 // SAFETY: a function pointer object's memory holds one pointer.
                 let address = unsafe { *(this.memory as *const usize) };
-                return Some((Arc::clone(plan), address, this.errcheck.is_some()));
+                let errcheck = this.errcheck.as_ref().map(|errcheck| errcheck.clone_ref(slf.py()));
+                return Some((Arc::clone(plan), address, errcheck));
             }
         }
         None
@@ -533,8 +601,9 @@ impl CFuncPtr {
         let (argtypes, result, flags, trivial, has_paramflags) = {
             let this = slf.get().state.borrow();
             let spec = slf.get().spec.get();
+            // The types as assigned: a list given as argtypes may have changed since.
             let argtypes = this.argtypes.as_ref().or(spec.argtypes.as_ref()).map(|argtypes| {
-                (argtypes.declared.clone_ref(py), Arc::clone(&argtypes.converters))
+                (argtypes.types.clone_ref(py).into_any(), Arc::clone(&argtypes.converters))
             });
             let result = this
                 .restype
@@ -566,7 +635,9 @@ impl CFuncPtr {
             _ => None,
         };
         if let Ok(mut this) = slf.get().state.0.try_borrow_mut() {
-            this.fast = state;
+            let old = std::mem::replace(&mut this.fast, state);
+            drop(this);
+            drop(old); // after the borrow: dropping may run Python code
         }
         plan
     }
@@ -778,6 +849,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<CFuncPtr>()?;
     module.add_class::<FuncSpec>()?;
     module.add_function(wrap_pyfunction!(enable_vectorcall, module)?)?;
+    module.add_function(wrap_pyfunction!(disable_vectorcall, module)?)?;
     module.add_function(wrap_pyfunction!(crate::fastcall::fast_path_stats, module)?)?;
     module.add("ArgumentError", py.get_type::<ArgumentError>())?;
     module.add("CTYPES_MAX_ARGCOUNT", CTYPES_MAX_ARGCOUNT)?;

@@ -100,3 +100,10 @@ pub fn derives_from(cls: &Bound<'_, pyo3::types::PyType>) -> Base {
         Base::Data
     }
 }
+
+/// True if `cls` is a ctypes class (derives from `_CData`): only those may be
+/// instantiated as ctypes objects, whatever `__ctype__` other classes carry.
+pub fn is_cdata_class(cls: &Bound<'_, pyo3::types::PyType>) -> bool {
+    // SAFETY: two live type objects.
+    unsafe { ffi::PyType_IsSubtype(cls.as_type_ptr(), CDATA.load(Ordering::Relaxed)) != 0 }
+}

@@ -26,9 +26,18 @@ def _element_of(cls) -> type:
         element = cls._type_
     except AttributeError:
         raise AttributeError("class must define a '_type_' attribute") from None
-    if not isinstance(getattr(element, "__ctype__", None), _rawffi.CType):
+    if not _has_storage(element):
         raise TypeError("_type_ must have storage info")
     return element
+
+
+def _has_storage(cls) -> bool:
+    """A ctypes class with a C type (other classes may carry a `__ctype__` too)."""
+    return (
+        isinstance(cls, type)
+        and issubclass(cls, _rawffi._CData)
+        and isinstance(getattr(cls, "__ctype__", None), _rawffi.CType)
+    )
 
 
 def _char_value(self):

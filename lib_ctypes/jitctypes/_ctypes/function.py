@@ -42,6 +42,11 @@ class PyCFuncPtrType(_CDataType):
             _rawffi.enable_vectorcall(cls)
         return cls
 
+    def __setattr__(cls, name, value):
+        super().__setattr__(name, value)
+        if name == "__call__":
+            _rawffi.disable_vectorcall(cls)
+
 
 class CFuncPtr(_rawffi.CFuncPtr, metaclass=PyCFuncPtrType):
     """Function pointer base class."""
@@ -117,10 +122,12 @@ def _from_callable(cls, function):
     argtypes = list(cls._argtypes_)
     restype = cls.__dict__.get("_restype_", getattr(cls, "_restype_", None))
     ctypes_of_args, classes = [], []
+    from jitctypes._ctypes.array import _has_storage
+
     for argtype in argtypes:
-        ctype = getattr(argtype, "__ctype__", None)
-        if not isinstance(ctype, _rawffi.CType):
+        if not _has_storage(argtype):
             raise TypeError("cannot build parameter")
+        ctype = argtype.__ctype__
         ctypes_of_args.append(ctype)
         classes.append(None if _is_basic_scalar(argtype) else argtype)
     # Stock ctypes converts callback results with simple types' rules only: structures,

@@ -4,6 +4,7 @@ in Rust (``_rawffi._Pointer``)."""
 
 from jitctypes import _rawffi
 from jitctypes._ctypes import pep3118
+from jitctypes._ctypes.array import _has_storage
 from jitctypes._ctypes.basics import _CDataType
 from jitctypes._ctypes.structure import _field_access
 
@@ -36,7 +37,7 @@ class PyCPointerType(_CDataType):
         return cls
 
     def _jitctypes_set_target(cls, target) -> None:
-        if not isinstance(getattr(target, "__ctype__", None), _rawffi.CType):
+        if not _has_storage(target):
             raise TypeError("_type_ must have storage info")
         type.__setattr__(cls, "_type_", target)
         access = _target_access(target)

@@ -24,7 +24,8 @@ def _field_access(field_type: type) -> str:
 
 
 def _ctype_of_field(field_type, index: int) -> "_rawffi.CType":
-    ctype = getattr(field_type, "__ctype__", None) if isinstance(field_type, type) else None
+    is_ctypes_class = isinstance(field_type, type) and issubclass(field_type, _rawffi._CData)
+    ctype = getattr(field_type, "__ctype__", None) if is_ctypes_class else None
     if not isinstance(ctype, _rawffi.CType):
         raise TypeError(f"second item in _fields_ tuple (index {index}) must be a C type")
     return ctype

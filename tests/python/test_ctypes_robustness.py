@@ -1,0 +1,141 @@
+"""Regressions found by review: ways to crash the interpreter or to differ from stock
+through the fast path, the object factory and function-object state. Each scenario runs
+on stock ctypes and on jitctypes side by side and must agree (or, where stock crashes,
+jitctypes must not)."""
+
+import ctypes as stock  # noqa: I001 (after jitctypes.ctypes on purpose: both coexist)
+import gc
+import subprocess
+import sys
+import textwrap
+
+import jitctypes.ctypes as ours
+from oracle import outcome
+
+
+def test_a_callback_that_drops_its_own_function_object_during_a_fast_call():
+    # The callback's last reference goes while C is still returning from it: it must be
+    # released with the GIL held (it used to abort the interpreter).
+    program = textwrap.dedent(
+        """
+        import jitctypes; jitctypes.install()
+        from ctypes import *
+        libc = CDLL(None)
+        qsort = libc.qsort
+        qsort.argtypes = [c_void_p, c_size_t, c_size_t, c_void_p]
+        CMP = CFUNCTYPE(c_int, POINTER(c_int), POINTER(c_int))
+        class Marker:
+            def __del__(self):
+                print("released")
+        held = {}
+        held["cb"] = CMP(lambda a, b, marker=Marker(): held.clear() or 0)
+        array = (c_int * 2)(2, 1)
+        address = cast(held["cb"], c_void_p).value
+        qsort(addressof(array), 2, 4, address)
+        print("done")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.split()) == ["done", "released"]
+
+
+def _foreign_class_with_ctype(m):
+    class Evil:
+        __ctype__ = m.c_int.__ctype__ if m is ours else None
+
+        def __init__(self, value=0):
+            self.value = value
+
+    return Evil
+
+
+def test_classes_that_are_not_ctypes_types_are_not_ctypes_types():
+    def scenario(m):
+        evil = _foreign_class_with_ctype(m)
+        labs = m.CDLL(None).labs
+        labs.restype = evil
+        return [
+            outcome(lambda: labs(-3).value),
+            outcome(lambda: type("S", (m.Structure,), {"_fields_": [("x", evil)]})),
+            outcome(lambda: m.POINTER(evil)),
+        ]
+
+    assert scenario(ours) == scenario(stock)
+
+
+def test_python_code_run_by_a_replaced_restype_may_call_the_function():
+    def scenario(m):
+        labs = m.CDLL(None).labs
+        labs.argtypes = [m.c_long]
+        seen = []
+
+        class Restype:
+            def __call__(self, value):
+                return value
+
+            def __del__(self):
+                seen.append(labs(-2))
+
+        labs.restype = Restype()
+        labs.restype = m.c_long
+        gc.collect()
+        return seen, labs(-5)
+
+    assert scenario(ours) == scenario(stock)
+
+
+def test_a_list_of_argtypes_changed_after_assignment_is_not_seen():
+    def scenario(m):
+        labs = m.CDLL(None).labs
+        types = [m.c_long]
+        labs.argtypes, labs.restype = types, m.c_long
+        types[0] = m.c_double
+        return labs(-7), labs.argtypes is types
+
+    assert scenario(ours) == scenario(stock)
+
+
+def test_a_c_void_p_subclass_argument_takes_only_its_own_instances():
+    def scenario(m):
+        class Handle(m.c_void_p):
+            pass
+
+        labs = m.CDLL(None).labs
+        labs.argtypes, labs.restype = [Handle], m.c_long
+        return [outcome(lambda: labs(Handle(9))), outcome(lambda: labs(m.c_void_p(9)))]
+
+    assert scenario(ours) == scenario(stock)
+
+
+def test_a_call_method_assigned_later_is_what_calls_run():
+    def scenario(m):
+        prototype = m.CFUNCTYPE(m.c_long, m.c_long)
+        labs = prototype(("labs", m.CDLL(None)))
+        before = labs(-3)
+        prototype.__call__ = lambda self, *args: "overridden"
+        return before, labs(-3)
+
+    assert scenario(ours) == scenario(stock)
+
+
+def test_cycles_through_a_restype_are_collected():
+    def scenario(m):
+        class Restype:
+            def __call__(self, value):
+                return value
+
+        labs = m.CDLL(None).labs
+        restype = Restype()
+        restype.function = labs
+        labs.restype = restype
+        marker = Restype()
+        restype.marker = marker
+        import weakref
+
+        alive = weakref.ref(marker)
+        del labs, restype, marker
+        gc.collect()
+        return alive() is None
+
+    assert scenario(ours) == scenario(stock) == True  # noqa: E712
