@@ -52,6 +52,20 @@ impl<'py> Elements<'py> {
 }
 
 impl Array {
+    /// `array[key]` (also the C `mp_subscript` of slots.rs).
+    pub fn get_item(slf: &Bound<'_, Array>, key: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        let elements = Elements::of(slf)?;
+        if let Ok(slice) = key.downcast::<PySlice>() {
+            let indices = elements.slice_indices(slice)?;
+            let items = indices.into_iter().map(|index| (index, elements.address_of(slf, index)));
+            return elements.elements.read_slice(slf.as_any(), items);
+        }
+        let index = elements.checked(
+            key.extract::<isize>().map_err(|_| PyTypeError::new_err("indices must be integers"))?,
+        )?;
+        elements.member(index).read(slf.as_any(), elements.address_of(slf, index))
+    }
+
     /// What `__init__` does (also the fast `tp_init` of slots.rs).
     pub fn init_with(slf: &Bound<'_, Array>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
         let elements = Elements::of(slf)?;
@@ -95,16 +109,7 @@ impl Array {
     }
 
     fn __getitem__(slf: &Bound<'_, Array>, key: &Bound<'_, PyAny>) -> PyResult<PyObject> {
-        let elements = Elements::of(slf)?;
-        if let Ok(slice) = key.downcast::<PySlice>() {
-            let indices = elements.slice_indices(slice)?;
-            let items = indices.into_iter().map(|index| (index, elements.address_of(slf, index)));
-            return elements.elements.read_slice(slf.as_any(), items);
-        }
-        let index = elements.checked(
-            key.extract::<isize>().map_err(|_| PyTypeError::new_err("indices must be integers"))?,
-        )?;
-        elements.member(index).read(slf.as_any(), elements.address_of(slf, index))
+        Array::get_item(slf, key)
     }
 
     fn __setitem__(

@@ -301,6 +301,33 @@ impl<'py> Elements<'py> {
 }
 
 impl CField {
+    /// The field's value in `obj` (the descriptor itself when read from the class).
+    pub fn get_from(slf: &Bound<'_, CField>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+        let py = slf.py();
+        let Some(obj) = obj.filter(|obj| !obj.is_none()) else {
+            return Ok(slf.clone().into_any().unbind());
+        };
+        let field = slf.get();
+        let parent = crate::known_types::as_cdata(obj)
+            .ok_or_else(|| PyTypeError::new_err("not a ctypes instance"))?;
+        let address = parent.borrow().address() + field.offset;
+        field.member(py).read(obj, address)
+    }
+
+    /// Writes `value` into the field of `obj`.
+    pub fn set_on(
+        slf: &Bound<'_, CField>,
+        obj: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let field = slf.get();
+        let parent = crate::known_types::as_cdata(obj)
+            .ok_or_else(|| PyTypeError::new_err("not a ctypes instance"))?;
+        let address = parent.borrow().address() + field.offset;
+        field.member(py).write(parent, address, value)
+    }
+
     fn member<'a, 'py>(&'a self, py: Python<'py>) -> Member<'a, 'py> {
         Member {
             member_type: self.field_type.bind(py),
@@ -370,20 +397,14 @@ impl CField {
         )
     }
 
+    // `__get__`/`__set__` serve explicit calls (`Struct.x.__get__(obj)`); attribute access
+    // goes through the C slots slots.rs installs, which run `get_from`/`set_on` directly.
     fn __get__(
         slf: &Bound<'_, CField>,
         obj: Option<&Bound<'_, PyAny>>,
         _owner: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyObject> {
-        let py = slf.py();
-        let Some(obj) = obj.filter(|obj| !obj.is_none()) else {
-            return Ok(slf.clone().into_any().unbind());
-        };
-        let field = slf.get();
-        let parent = crate::known_types::as_cdata(obj)
-            .ok_or_else(|| PyTypeError::new_err("not a ctypes instance"))?;
-        let address = parent.borrow().address() + field.offset;
-        field.member(py).read(obj, address)
+        CField::get_from(slf, obj)
     }
 
     fn __set__(
@@ -391,12 +412,7 @@ impl CField {
         obj: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let py = slf.py();
-        let field = slf.get();
-        let parent = crate::known_types::as_cdata(obj)
-            .ok_or_else(|| PyTypeError::new_err("not a ctypes instance"))?;
-        let address = parent.borrow().address() + field.offset;
-        field.member(py).write(parent, address, value)
+        CField::set_on(slf, obj, value)
     }
 
     fn __delete__(&self, _obj: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -95,10 +95,12 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<cdata::SimpleCData>()?;
     param::register(module)?;
     known_types::record(module.py());
+    slots::install_slots(module.py());
     funcptr::register(module)?;
     helpers::register(module)?;
     module.add_function(wrap_pyfunction!(cdata::resize, module)?)?;
     module.add_function(wrap_pyfunction!(slots::enable_fast_init, module)?)?;
+    module.add_function(wrap_pyfunction!(slots::enable_fast_getitem, module)?)?;
     module.add_class::<field::CField>()?;
     module.add_class::<array::Array>()?;
     module.add_class::<pointer::Pointer>()?;

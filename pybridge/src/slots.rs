@@ -1,5 +1,10 @@
 //! C slots installed directly on ctypes classes where pyo3's own way costs too much.
 //!
+//! Field descriptors (`CField`) and arrays get C functions for `tp_descr_get`,
+//! `tp_descr_set` and `mp_subscript` that skip pyo3's generated wrappers (a
+//! lazily-initialised type check and argument extraction per access) and, for reads, its
+//! GIL bookkeeping: `install_slots`.
+//!
 //! pyo3 exposes `__init__` as an ordinary method, so every Python subclass (every ctypes
 //! type) gets CPython's generic `slot_tp_init`: `c_int(5)` then looks `__init__` up and
 //! calls it through an argument tuple, which costs more than the initialisation itself.
@@ -15,6 +20,7 @@ use pyo3::types::{PyTuple, PyType};
 
 use crate::array::Array;
 use crate::cdata::SimpleCData;
+use crate::field::CField;
 use crate::known_types::{derives_from, Base};
 
 /// A Rust class whose `__init__` the C `tp_init` runs.
@@ -79,4 +85,129 @@ pub fn enable_fast_init(cls: &Bound<'_, PyType>) -> PyResult<()> {
         ffi::PyType_Modified(cls.as_type_ptr());
     }
     Ok(())
+}
+
+/// Points `mp_subscript` of the array type `cls` (which defines no `__getitem__` of its
+/// own) at the C element reader. (CPython gives a subclass the function the base's
+/// `__getitem__` wrapper was made from, pyo3's, so each class is set here.)
+#[pyfunction]
+pub fn enable_fast_getitem(cls: &Bound<'_, PyType>) -> PyResult<()> {
+    if derives_from(cls) != Base::Array {
+        return Err(PyTypeError::new_err("only array types have a fast __getitem__"));
+    }
+    // SAFETY: a heap type laid out by `Array`; its mapping methods live in the type object.
+    unsafe {
+        let mapping = (*cls.as_type_ptr()).tp_as_mapping;
+        if !mapping.is_null() {
+            (*mapping).mp_subscript = Some(array_subscript);
+        }
+        ffi::PyType_Modified(cls.as_type_ptr());
+    }
+    Ok(())
+}
+
+/// Runs `body` for a read-only C slot without pyo3's entry bookkeeping (a thread-local
+/// GIL count updated twice per call, a third of a field read): reads create objects and
+/// release none through `Py` drops, so pyo3 need not know that the GIL is held (a `Py`
+/// dropped here anyway would only have its release deferred). Errors are raised; a panic
+/// becomes a `SystemError` rather than unwinding into CPython.
+///
+/// # Safety
+/// The GIL is held (CPython calls slots with it).
+unsafe fn read_slot(
+    body: impl FnOnce(Python<'_>) -> PyResult<PyObject> + std::panic::UnwindSafe,
+) -> *mut ffi::PyObject {
+    // SAFETY: caller's contract.
+    let py = unsafe { Python::assume_gil_acquired() };
+    let outcome = std::panic::catch_unwind(move || body(py));
+    let error = match outcome {
+        Ok(Ok(value)) => return value.into_ptr(),
+        Ok(Err(error)) => error,
+        Err(_) => pyo3::exceptions::PySystemError::new_err("jitctypes bug: panic in a read"),
+    };
+    error.restore(py);
+    std::ptr::null_mut()
+}
+
+/// `tp_descr_get` of `CField`: `instance.field`.
+unsafe extern "C" fn field_get(
+    slf: *mut ffi::PyObject,
+    obj: *mut ffi::PyObject,
+    _owner: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls the slot with the GIL held, on a `CField` (a final class: the
+    // slot is installed on it only); `obj` may be NULL (read from the class).
+    unsafe {
+        read_slot(|py| {
+            let field = Bound::from_borrowed_ptr(py, slf).downcast_into_unchecked::<CField>();
+            let obj = Bound::from_borrowed_ptr_or_opt(py, obj);
+            CField::get_from(&field, obj.as_ref())
+        })
+    }
+}
+
+/// `mp_subscript` of arrays: `array[i]`, `array[i:j]`.
+unsafe extern "C" fn array_subscript(
+    slf: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls the slot with the GIL held, on an instance of a class
+    // deriving from `Array` (the slot is inherited from it only).
+    unsafe {
+        read_slot(|py| {
+            let array = Bound::from_borrowed_ptr(py, slf).downcast_into_unchecked::<Array>();
+            Array::get_item(&array, &Bound::from_borrowed_ptr(py, key))
+        })
+    }
+}
+
+/// `tp_descr_set` of `CField`: `instance.field = value` (`del`: value NULL).
+unsafe extern "C" fn field_set(
+    slf: *mut ffi::PyObject,
+    obj: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+) -> c_int {
+    // SAFETY: as for `field_get`.
+    unsafe { pyo3::impl_::trampoline::setattrofunc(slf, obj, value, field_set_body) }
+}
+
+unsafe fn field_set_body(
+    py: Python<'_>,
+    slf: *mut ffi::PyObject,
+    obj: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+) -> PyResult<c_int> {
+    if value.is_null() {
+        return Err(PyTypeError::new_err("can't delete attribute"));
+    }
+    // SAFETY: as for `field_get_body`; `obj` and `value` are live objects.
+    let (field, obj, value) = unsafe {
+        (
+            Bound::from_borrowed_ptr(py, slf).downcast_into_unchecked::<CField>(),
+            Bound::from_borrowed_ptr(py, obj),
+            Bound::from_borrowed_ptr(py, value),
+        )
+    };
+    CField::set_on(&field, &obj, &value)?;
+    Ok(0)
+}
+
+/// Installs the C slots on `CField` and `Array` (at module initialisation, before any
+/// subclass copies them).
+pub fn install_slots(py: Python<'_>) {
+    use pyo3::PyTypeInfo;
+    let field_type = CField::type_object_raw(py);
+    let array_type = Array::type_object_raw(py);
+    // SAFETY: our own heap types, before any instance or subclass exists; CPython reads
+    // the slots at each access. A heap type's mapping methods live in the type object.
+    unsafe {
+        (*field_type).tp_descr_get = Some(field_get);
+        (*field_type).tp_descr_set = Some(field_set);
+        ffi::PyType_Modified(field_type);
+        let mapping = (*array_type).tp_as_mapping;
+        if !mapping.is_null() {
+            (*mapping).mp_subscript = Some(array_subscript);
+        }
+        ffi::PyType_Modified(array_type);
+    }
 }
