@@ -567,7 +567,7 @@ impl SimpleCData {
     }
 
     #[getter]
-    fn value(slf: &Bound<'_, SimpleCData>) -> PyResult<PyObject> {
+    pub fn value(slf: &Bound<'_, SimpleCData>) -> PyResult<PyObject> {
         let ctype = SimpleCData::scalar_ctype(slf)?;
         let address = slf.as_super().borrow().address();
         // SAFETY: the object's memory holds a value of its class's type.
@@ -582,26 +582,6 @@ impl SimpleCData {
         // SAFETY: as for `value`.
         unsafe { store(value, ctype.get(), address as *mut u8, &mut keep)? };
         keep_ref(slf.as_super(), 0, keep)
-    }
-
-    /// Attributes set as usual (pyo3 needs this next to `__delattr__`).
-    fn __setattr__(
-        slf: &Bound<'_, SimpleCData>,
-        name: &Bound<'_, pyo3::types::PyString>,
-        value: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        generic_setattr(slf.as_any(), name, value.as_ptr())
-    }
-
-    /// `del obj.value` is a `TypeError` in ctypes; other attributes delete as usual.
-    fn __delattr__(
-        slf: &Bound<'_, SimpleCData>,
-        name: &Bound<'_, pyo3::types::PyString>,
-    ) -> PyResult<()> {
-        if name.to_str()? == "value" {
-            return Err(PyTypeError::new_err("can't delete attribute"));
-        }
-        generic_setattr(slf.as_any(), name, std::ptr::null_mut())
     }
 
     fn __bool__(slf: &Bound<'_, SimpleCData>) -> bool {
@@ -631,20 +611,6 @@ impl SimpleCData {
             Ok(slf.clone().into_any().unbind())
         }
     }
-}
-
-/// CPython's generic attribute assignment (`value` NULL: deletion).
-fn generic_setattr(
-    obj: &Bound<'_, PyAny>,
-    name: &Bound<'_, pyo3::types::PyString>,
-    value: *mut pyo3::ffi::PyObject,
-) -> PyResult<()> {
-    // SAFETY: a live object, a str name, and a live value or NULL.
-    let status = unsafe { pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value) };
-    if status < 0 {
-        return Err(PyErr::fetch(obj.py()));
-    }
-    Ok(())
 }
 
 /// True for the basic simple types (`c_int`, ...), whose direct base is `_SimpleCData`;

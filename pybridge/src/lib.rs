@@ -95,7 +95,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<cdata::SimpleCData>()?;
     param::register(module)?;
     known_types::record(module.py());
-    slots::install_slots(module.py());
+    slots::install_slots(module.py())?;
     funcptr::register(module)?;
     helpers::register(module)?;
     module.add_function(wrap_pyfunction!(cdata::resize, module)?)?;

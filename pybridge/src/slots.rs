@@ -192,9 +192,78 @@ unsafe fn field_set_body(
     Ok(0)
 }
 
+/// Getter of `_SimpleCData.value`.
+unsafe extern "C" fn simple_value_get(
+    obj: *mut ffi::PyObject,
+    _closure: *mut std::ffi::c_void,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython's getset descriptor checked that `obj` is a `_SimpleCData`.
+    unsafe {
+        read_slot(|py| {
+            let value = Bound::from_borrowed_ptr(py, obj).downcast_into_unchecked::<SimpleCData>();
+            SimpleCData::value(&value)
+        })
+    }
+}
+
+/// Setter of `_SimpleCData.value` (deleting it is a `TypeError`, as in stock).
+unsafe extern "C" fn simple_value_set(
+    obj: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+    closure: *mut std::ffi::c_void,
+) -> c_int {
+    // SAFETY: as for the getter; pyo3's three-pointer trampoline carries the closure.
+    unsafe {
+        pyo3::impl_::trampoline::setattrofunc(obj, value, closure.cast(), simple_value_set_body)
+    }
+}
+
+unsafe fn simple_value_set_body(
+    py: Python<'_>,
+    obj: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+    _closure: *mut ffi::PyObject,
+) -> PyResult<c_int> {
+    if value.is_null() {
+        return Err(PyTypeError::new_err("can't delete attribute"));
+    }
+    // SAFETY: as for the getter; `value` is a live object.
+    let (slf, value) = unsafe {
+        (
+            Bound::from_borrowed_ptr(py, obj).downcast_into_unchecked::<SimpleCData>(),
+            Bound::from_borrowed_ptr(py, value),
+        )
+    };
+    SimpleCData::set_value(&slf, &value)?;
+    Ok(0)
+}
+
+/// Replaces pyo3's `value` descriptor of `_SimpleCData` by a C getset one.
+fn install_value_descriptor(py: Python<'_>) -> PyResult<()> {
+    use pyo3::PyTypeInfo;
+    let simple_type = SimpleCData::type_object_raw(py);
+    // The descriptor keeps a pointer to its definition: it must live for the process.
+    let definition = Box::leak(Box::new(ffi::PyGetSetDef {
+        name: c"value".as_ptr(),
+        get: Some(simple_value_get),
+        set: Some(simple_value_set),
+        doc: c"the value of this object as a Python object".as_ptr(),
+        closure: std::ptr::null_mut(),
+    }));
+    // SAFETY: our own heap type, before any subclass exists; the definition is leaked.
+    unsafe {
+        let descriptor = Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewGetSet(simple_type, definition))?;
+        let dict = Bound::from_borrowed_ptr(py, (*simple_type).tp_dict);
+        dict.set_item("value", descriptor)?;
+        ffi::PyType_Modified(simple_type);
+    }
+    Ok(())
+}
+
 /// Installs the C slots on `CField` and `Array` (at module initialisation, before any
-/// subclass copies them).
-pub fn install_slots(py: Python<'_>) {
+/// subclass copies them) and the `value` descriptor of `_SimpleCData`.
+pub fn install_slots(py: Python<'_>) -> PyResult<()> {
+    install_value_descriptor(py)?;
     use pyo3::PyTypeInfo;
     let field_type = CField::type_object_raw(py);
     let array_type = Array::type_object_raw(py);
@@ -210,4 +279,5 @@ pub fn install_slots(py: Python<'_>) {
         }
         ffi::PyType_Modified(array_type);
     }
+    Ok(())
 }
