@@ -47,7 +47,11 @@ enum ResultKind {
     Int,
     /// `restype = None`.
     Void,
-    /// A basic simple type (`c_int`, `c_char_p`): the plain Python value.
+    /// A basic integer type in native byte order: an int, boxed directly.
+    Integer { size: usize, signed: bool },
+    /// `c_double` or `c_float`: a float, boxed directly.
+    Float { size: usize },
+    /// Another basic simple type (`c_char_p`, `c_bool`...): the plain Python value.
     Value(Py<CType>),
     /// Any other ctypes type (structures, pointers, subclasses of simple types): a new
     /// instance holding a copy of the result.
@@ -72,7 +76,10 @@ impl ResultSpec {
                 visit.call(ctype)?;
             }
             ResultKind::Callable(callable) => visit.call(callable)?,
-            ResultKind::Int | ResultKind::Void => {}
+            ResultKind::Int
+            | ResultKind::Void
+            | ResultKind::Integer { .. }
+            | ResultKind::Float { .. } => {}
         }
         visit.call(&self.checker)
     }
@@ -96,7 +103,14 @@ impl ResultSpec {
                     None => false,
                 };
                 let kind = if basic && matches!(ctype.get().shape, Shape::Scalar { .. }) {
-                    ResultKind::Value(ctype.unbind())
+                    match ctype.get().code() {
+                        Some((code, false)) if code.is_integer() => {
+                            ResultKind::Integer { size: code.size(), signed: code.is_signed() }
+                        }
+                        Some((Code::Double, false)) => ResultKind::Float { size: 8 },
+                        Some((Code::Float, false)) => ResultKind::Float { size: 4 },
+                        _ => ResultKind::Value(ctype.unbind()),
+                    }
                 } else {
                     ResultKind::Instance { cls: cls.clone().unbind(), ctype: ctype.unbind() }
                 };
@@ -116,6 +130,9 @@ impl ResultSpec {
     pub fn jit_type(&self, py: Python<'_>) -> PyResult<Type> {
         match &self.kind {
             ResultKind::Int | ResultKind::Callable(_) => Ok(Code::Int.jit_type()),
+            ResultKind::Integer { size, signed } => Ok(integer_type(*size, *signed)),
+            ResultKind::Float { size: 4 } => Ok(Type::F32),
+            ResultKind::Float { .. } => Ok(Type::F64),
             ResultKind::Void => Ok(Type::Void),
             ResultKind::Value(ctype) | ResultKind::Instance { ctype, .. } => {
                 signature_type(ctype.bind(py).get(), true)
@@ -129,6 +146,25 @@ impl ResultSpec {
         let value = match &self.kind {
             ResultKind::Int => c_int().into_pyobject(py)?.into_any().unbind(),
             ResultKind::Void => py.None(),
+            ResultKind::Integer { size, signed } => {
+                let bits = u64::from_ne_bytes(ret[0].0[..8].try_into().expect("8 bytes"));
+                let shift = 64 - 8 * *size as u32;
+                if *signed {
+                    (((bits << shift) as i64) >> shift).into_pyobject(py)?.into_any().unbind()
+                } else {
+                    ((bits << shift) >> shift).into_pyobject(py)?.into_any().unbind()
+                }
+            }
+            ResultKind::Float { size: 4 } => {
+                let value = f32::from_ne_bytes(ret[0].0[..4].try_into().expect("4 bytes"));
+                (value as f64).into_pyobject(py)?.into_any().unbind()
+            }
+            ResultKind::Float { .. } => {
+                f64::from_ne_bytes(ret[0].0[..8].try_into().expect("8 bytes"))
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind()
+            }
             ResultKind::Value(ctype) => result_value(py, ctype.get(), ret)?,
             ResultKind::Instance { cls, ctype } => {
                 let cls = cls.bind(py);
@@ -157,6 +193,20 @@ impl ResultSpec {
 
 /// What a fast call needs of a function object: its plan, address and errcheck.
 pub type FastCallInputs = (Arc<FastPlan>, usize, Option<PyObject>);
+
+/// The `jit::Type` of an integer of `size` bytes.
+fn integer_type(size: usize, signed: bool) -> Type {
+    match (size, signed) {
+        (1, true) => Type::I8,
+        (1, false) => Type::U8,
+        (2, true) => Type::I16,
+        (2, false) => Type::U16,
+        (4, true) => Type::I32,
+        (4, false) => Type::U32,
+        (_, true) => Type::I64,
+        (_, false) => Type::U64,
+    }
+}
 
 /// `argtypes` with their converters (each type's `from_param`), as stock keeps them.
 pub struct ArgTypes {

@@ -252,7 +252,8 @@ fn install_value_descriptor(py: Python<'_>) -> PyResult<()> {
     }));
     // SAFETY: our own heap type, before any subclass exists; the definition is leaked.
     unsafe {
-        let descriptor = Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewGetSet(simple_type, definition))?;
+        let descriptor =
+            Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewGetSet(simple_type, definition))?;
         let dict = Bound::from_borrowed_ptr(py, (*simple_type).tp_dict);
         dict.set_item("value", descriptor)?;
         ffi::PyType_Modified(simple_type);
