@@ -66,6 +66,47 @@ impl Array {
         elements.member(index).read(slf.as_any(), elements.address_of(slf, index))
     }
 
+    /// `array[key] = value` (also the C `mp_ass_subscript` of slots.rs). A slice takes a
+    /// sequence of its length (stock asks `len()` and indexes, so iterators are refused).
+    pub fn set_item(
+        slf: &Bound<'_, Array>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let elements = Elements::of(slf)?;
+        if let Ok(slice) = key.downcast::<PySlice>() {
+            let range = slice.indices(elements.len as isize)?;
+            // SAFETY: plain C-API sequence calls on a live object.
+            let given = unsafe { pyo3::ffi::PySequence_Size(value.as_ptr()) };
+            if given < 0 {
+                PyErr::take(slf.py());
+            }
+            if given != range.slicelength as isize {
+                return Err(PyValueError::new_err("Can only assign sequence of same size"));
+            }
+            for k in 0..range.slicelength {
+                let index = (range.start + k as isize * range.step) as usize;
+                // SAFETY: as above; a new reference or NULL with an error set.
+                let item = unsafe {
+                    Bound::from_owned_ptr_or_err(
+                        slf.py(),
+                        pyo3::ffi::PySequence_GetItem(value.as_ptr(), k as isize),
+                    )?
+                };
+                elements.member(index).write(
+                    slf.as_super(),
+                    elements.address_of(slf, index),
+                    &item,
+                )?;
+            }
+            return Ok(());
+        }
+        let index = elements.checked(
+            key.extract::<isize>().map_err(|_| PyTypeError::new_err("indices must be integers"))?,
+        )?;
+        elements.member(index).write(slf.as_super(), elements.address_of(slf, index), value)
+    }
+
     /// What `__init__` does (also the fast `tp_init` of slots.rs).
     pub fn init_with(slf: &Bound<'_, Array>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
         let elements = Elements::of(slf)?;
@@ -117,26 +158,7 @@ impl Array {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let elements = Elements::of(slf)?;
-        if let Ok(slice) = key.downcast::<PySlice>() {
-            let indices = elements.slice_indices(slice)?;
-            let values: Vec<Bound<'_, PyAny>> = value.try_iter()?.collect::<PyResult<_>>()?;
-            if values.len() != indices.len() {
-                return Err(PyValueError::new_err("Can only assign sequence of same size"));
-            }
-            for (index, value) in indices.into_iter().zip(values) {
-                elements.member(index).write(
-                    slf.as_super(),
-                    elements.address_of(slf, index),
-                    &value,
-                )?;
-            }
-            return Ok(());
-        }
-        let index = elements.checked(
-            key.extract::<isize>().map_err(|_| PyTypeError::new_err("indices must be integers"))?,
-        )?;
-        elements.member(index).write(slf.as_super(), elements.address_of(slf, index), value)
+        Array::set_item(slf, key, value)
     }
 
     fn __delitem__(&self, _key: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -87,8 +87,8 @@ pub fn enable_fast_init(cls: &Bound<'_, PyType>) -> PyResult<()> {
     Ok(())
 }
 
-/// Points `mp_subscript` of the array type `cls` (which defines no `__getitem__` of its
-/// own) at the C element reader. (CPython gives a subclass the function the base's
+/// Points `mp_subscript` and `mp_ass_subscript` of the array type `cls` (which defines no
+/// `__getitem__`/`__setitem__` of its own) at the C element reader and writer. (CPython gives a subclass the function the base's
 /// `__getitem__` wrapper was made from, pyo3's, so each class is set here.)
 #[pyfunction]
 pub fn enable_fast_getitem(cls: &Bound<'_, PyType>) -> PyResult<()> {
@@ -100,10 +100,42 @@ pub fn enable_fast_getitem(cls: &Bound<'_, PyType>) -> PyResult<()> {
         let mapping = (*cls.as_type_ptr()).tp_as_mapping;
         if !mapping.is_null() {
             (*mapping).mp_subscript = Some(array_subscript);
+            (*mapping).mp_ass_subscript = Some(array_assign);
         }
         ffi::PyType_Modified(cls.as_type_ptr());
     }
     Ok(())
+}
+
+/// `mp_ass_subscript` of arrays: `array[i] = v`, `array[i:j] = seq` (`del`: value NULL).
+unsafe extern "C" fn array_assign(
+    slf: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+) -> c_int {
+    // SAFETY: CPython calls the slot with the GIL held, on an array instance.
+    unsafe { pyo3::impl_::trampoline::setattrofunc(slf, key, value, array_assign_body) }
+}
+
+unsafe fn array_assign_body(
+    py: Python<'_>,
+    slf: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+) -> PyResult<c_int> {
+    if value.is_null() {
+        return Err(PyTypeError::new_err("Array does not support item deletion"));
+    }
+    // SAFETY: as for `array_subscript`; `key` and `value` are live objects.
+    let (array, key, value) = unsafe {
+        (
+            Bound::from_borrowed_ptr(py, slf).downcast_into_unchecked::<Array>(),
+            Bound::from_borrowed_ptr(py, key),
+            Bound::from_borrowed_ptr(py, value),
+        )
+    };
+    Array::set_item(&array, &key, &value)?;
+    Ok(0)
 }
 
 /// Runs `body` for a read-only C slot without pyo3's entry bookkeeping (a thread-local

@@ -9,7 +9,21 @@ from jitctypes import _ctypes as ours
 from oracle import both as compare
 from oracle import simple
 
+
+def _assign_slice(m, value, key=slice(0, 2)):
+    array = (simple(m, "f") * 4)()
+    array[key] = value
+    return list(array)
+
+
 SCENARIOS = {
+    "slice from a sequence": lambda m: _assign_slice(m, (1, 2)),
+    "stepped slice": lambda m: _assign_slice(m, [1, 2], slice(None, None, -2)),
+    "slice from an iterator": lambda m: _assign_slice(m, iter([1, 2])),
+    "slice from a set": lambda m: _assign_slice(m, {1, 2}),
+    "slice from an int": lambda m: _assign_slice(m, 5),
+    "slice of the wrong length": lambda m: _assign_slice(m, (1, 2, 3)),
+    "item deletion": lambda m: (simple(m, "i") * 2)().__delitem__(0),
     "int items": lambda m: list((simple(m, "i") * 4)(1, -2, 3)),
     "negative index": lambda m: (simple(m, "i") * 3)(7, 8, 9)[-1],
     "slices": lambda m: (simple(m, "q") * 5)(*range(5))[1:4:2],

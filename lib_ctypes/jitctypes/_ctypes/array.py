@@ -75,7 +75,7 @@ class PyCArrayType(_CDataType):
         pep3118.set_array(cls, element, length)
         if not overrides(cls, _rawffi.Array, "__init__"):
             _rawffi.enable_fast_init(cls)
-        if not overrides(cls, _rawffi.Array, "__getitem__"):
+        if not any(overrides(cls, _rawffi.Array, name) for name in ("__getitem__", "__setitem__")):
             _rawffi.enable_fast_getitem(cls)
         code = (
             getattr(element, "_type_", None) if element.__dict__.get("_jitctypes_basic_") else None
