@@ -14,6 +14,7 @@ PACKAGES=(
     libx11-6 libxext6 libxrandr2 libxinerama1   # X client libraries pyglet dlopens
     libxcursor1 libxi6 libxxf86vm1 libxkbcommon0
     libfontconfig1 libfreetype6 fontconfig fonts-dejavu-core   # text rendering
+    xdotool                                     # synthetic key/mouse input for the examples
 )
 
 missing=()

@@ -2,7 +2,8 @@
 # Installs what is needed and runs every test: lints, the Rust tests (unit, golden IR,
 # the C test library, 10,000 random signatures against gcc), then the Python package
 # built and installed with pip and its pytest suite, on the JIT path and on libffi, and
-# CPython's own ctypes test suite on jitctypes (outcomes must equal a stock run, per test).
+# CPython's own ctypes test suite on jitctypes (outcomes must equal a stock run, per test),
+# pyglet's examples under Xvfb (scripts/pyglet-examples.sh installs Xvfb, Mesa and pyglet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -30,6 +31,9 @@ echo "== CPython's ctypes suite, unchanged, on jitctypes._ctypes: per test as st
 baseline="tests/conformance/baseline-$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])').json"
 .venv/bin/python -m jitctypes.conformance --compare "$baseline"
 JITCTYPES_JIT=0 .venv/bin/python -m jitctypes.conformance --compare "$baseline"
+
+echo "== pyglet's example programs on jitctypes under Xvfb, compared with stock (issue 6)"
+scripts/pyglet-examples.sh
 
 echo "== The same suite on CPython 3.12, if this machine has it (its own venv and target dir)"
 PY312=${PY312:-}

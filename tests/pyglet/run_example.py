@@ -1,7 +1,7 @@
 """Runs ONE pyglet example for a few seconds under the current X display and reports how it went.
 
-    python tests/pyglet/run_example.py EXAMPLE.py [--seconds N] [--shots DIR] ...            # stock
-    python -m jitctypes tests/pyglet/run_example.py EXAMPLE.py [--seconds N] [--shots DIR]   # jitctypes
+    python tests/pyglet/run_example.py EXAMPLE.py [--seconds N] [--shots DIR] [-- ARGS]  # stock
+    python -m jitctypes tests/pyglet/run_example.py EXAMPLE.py [options]  # on jitctypes
 
 The example runs as ``__main__`` (runpy, its own directory first on ``sys.path`` and as the
 working directory, so ``pyglet.resource`` finds ``../resources``). ``pyglet.app.run`` is
@@ -31,16 +31,46 @@ import traceback
 T0 = time.perf_counter()
 
 
+def rss_kb() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except OSError:
+        return None
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("example", help="path of the example .py file")
     ap.add_argument("--seconds", type=float, default=3.0, help="time in the event loop (3)")
     ap.add_argument("--shots", metavar="DIR", help="save one screenshot per window into DIR")
     ap.add_argument("--shot-frame", type=int, default=5, help="frame to capture (5)")
-    ap.add_argument("--interval", type=float, default=None,
-                    help="override app.run's redraw interval (0 = as fast as possible, to "
-                         "measure frame rate); default: the example's own")
-    ap.add_argument("example_args", nargs=argparse.REMAINDER, help="arguments for the example")
+    ap.add_argument(
+        "--stats",
+        metavar="FILE",
+        help="on jitctypes: write jitctypes.stats() (call paths per signature) as JSON",
+    )
+    ap.add_argument(
+        "--xdotool",
+        metavar="ARGS",
+        action="append",
+        default=[],
+        help="run `xdotool ARGS` (repeatable, in order) --input-at seconds into the loop, "
+        "with %%WIN replaced by the first window's X id, e.g. "
+        "'key --window %%WIN a' or 'mousemove --window %%WIN 50 50 click 1'",
+    )
+    ap.add_argument("--input-at", type=float, default=1.0, help="when to send --xdotool input (1)")
+    ap.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help="override app.run's redraw interval (0 = as fast as possible, to "
+        "measure frame rate); default: the example's own",
+    )
+    example_args: list[str] = []
+    if "--" in argv:  # run_example.py EXAMPLE [options] -- [arguments for the example]
+        i = argv.index("--")
+        argv, example_args = argv[:i], argv[i + 1 :]
     args = ap.parse_args(argv)
     example = os.path.abspath(args.example)
     if not os.path.isfile(example):
@@ -103,26 +133,53 @@ def main(argv: list[str]) -> int:
 
         win.push_handlers(on_refresh=on_refresh)
 
+    def send_input(dt):
+        import shlex
+        import subprocess
+        import threading
+
+        wins = sorted(pyglet.app.windows, key=lambda w: (str(w.caption), w.width, w.height))
+        xid = str(getattr(wins[0], "_window", "")) if wins else ""
+        cmds = [
+            ["xdotool", *(a.replace("%WIN", xid) for a in shlex.split(c))] for c in args.xdotool
+        ]
+
+        def send():  # in order, off the event loop's thread (xdotool may wait for X replies)
+            for argv_ in cmds:
+                subprocess.run(argv_, timeout=10)
+                print(f"run_example: sent {' '.join(argv_)}", flush=True)
+
+        threading.Thread(target=send, daemon=True).start()
+
     loop_cls = type(pyglet.app.event_loop)
     original_run = loop_cls.run
 
     def run(self, interval=1 / 60, *a, **kw):
         if args.interval is not None and interval is not None:
             interval = args.interval
-        for win in list(pyglet.app.windows):
+        # app.windows is a WeakSet: number the windows in a stable order
+        for win in sorted(pyglet.app.windows, key=lambda w: (str(w.caption), w.width, w.height)):
             watch(win)
         pyglet.clock.schedule_once(lambda dt: pyglet.app.exit(), args.seconds)
+        if args.xdotool:
+            pyglet.clock.schedule_once(send_input, args.input_at)
         loop["entered"] = True
-        start = time.perf_counter()
+        loop["rss_start_kb"] = rss_kb()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             return original_run(self, interval, *a, **kw)
         finally:
             loop["seconds"] = round(time.perf_counter() - start, 3)
+            loop["cpu_s"] = round(time.process_time() - cpu, 3)
+            loop["rss_end_kb"] = rss_kb()
 
     loop_cls.run = run
 
     example_dir = os.path.dirname(example)
-    sys.argv = [example, *args.example_args]
+    import pyglet.resource  # its default loader took this file's directory as the script home
+
+    pyglet.resource._default_loader._script_home = example_dir
+    sys.argv = [example, *example_args]
     sys.path.insert(0, example_dir)
     os.chdir(example_dir)
     t_run = time.perf_counter()
@@ -138,6 +195,8 @@ def main(argv: list[str]) -> int:
         result["exception"] = traceback.format_exception_only(type(e), e)[-1].strip()
     result["run_s"] = round(time.perf_counter() - t_run, 3)
     result["loop_s"] = loop["seconds"]
+    for key in ("cpu_s", "rss_start_kb", "rss_end_kb"):  # cpu: all threads (llvmpipe's too)
+        result["loop_" + key] = loop.get(key)
     result["entered_loop"] = loop["entered"]
     result["unraisable"] = unraisable
     result["windows"] = list(windows.values())
@@ -145,6 +204,11 @@ def main(argv: list[str]) -> int:
         if loop["seconds"]:
             w["fps"] = round(w["frames"] / loop["seconds"], 1)
     result["total_s"] = round(time.perf_counter() - T0, 3)
+    if args.stats and "jitctypes" in sys.modules and result["ctypes"] == "jitctypes._ctypes":
+        import jitctypes
+
+        with open(args.stats, "w") as f:
+            json.dump(jitctypes.stats(), f, indent=1, default=repr)
     print("RESULT " + json.dumps(result), flush=True)
     return 0 if result["outcome"] == "ran" else 1
 
