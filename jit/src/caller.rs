@@ -206,7 +206,7 @@ impl CacheState {
                     Some(compiler) => compiler,
                     empty => empty.insert(StubCompiler::new()?),
                 };
-                let stub = compiler.compile(&plan)?;
+                let stub = compiler.compile_named(&plan, &signature.to_string())?;
                 self.stats.stubs += 1;
                 self.stats.code_bytes += stub.code_size;
                 self.stats.compile_time += stub.compile_time;

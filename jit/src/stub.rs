@@ -49,6 +49,11 @@ pub struct StubCompiler {
     context: cranelift_codegen::Context,
     builder_context: FunctionBuilderContext,
     x87_helper: FuncId,
+    /// `JITCTYPES_DUMP_DIR`: where each stub's IR and disassembly are written (for people
+    /// studying the stubs), or None.
+    dump_dir: Option<std::path::PathBuf>,
+    /// Stubs compiled so far (numbers the dump files).
+    compiled: usize,
 }
 
 /// The name under which [`store_x87_result`] is known to the JIT module.
@@ -67,15 +72,28 @@ impl StubCompiler {
         let x87_helper = module
             .declare_function(X87_HELPER, Linkage::Import, &helper_signature)
             .map_err(|e| CallError::Compile(e.to_string()))?;
-        let context = module.make_context();
+        let mut context = module.make_context();
+        let dump_dir = std::env::var_os("JITCTYPES_DUMP_DIR").map(std::path::PathBuf::from);
+        // Cranelift keeps the machine code's disassembly only when asked.
+        context.set_disasm(dump_dir.is_some());
         let builder_context = FunctionBuilderContext::new();
-        Ok(StubCompiler { module, context, builder_context, x87_helper })
+        Ok(StubCompiler { module, context, builder_context, x87_helper, dump_dir, compiled: 0 })
     }
 
     /// Compiles the stub of `plan`; the code is executable and no longer writable on return.
     pub fn compile(&mut self, plan: &CallPlan) -> Result<CompiledStub, CallError> {
+        self.compile_named(plan, "stub")
+    }
+
+    /// `compile`, naming the stub `name` (its signature) in the IR dump if one is made.
+    pub fn compile_named(
+        &mut self,
+        plan: &CallPlan,
+        name: &str,
+    ) -> Result<CompiledStub, CallError> {
         let started = Instant::now();
         self.build(plan);
+        let ir = self.dump_dir.is_some().then(|| self.context.func.display().to_string());
         let compile_error = |e: &dyn std::fmt::Display| CallError::Compile(e.to_string());
         let id = self
             .module
@@ -84,6 +102,16 @@ impl StubCompiler {
         let defined = self.module.define_function(id, &mut self.context);
         let code_size =
             self.context.compiled_code().map_or(0, |code| code.code_info().total_size as usize);
+        if let (Some(dir), Some(ir)) = (&self.dump_dir, ir) {
+            let disassembly = self
+                .context
+                .compiled_code()
+                .and_then(|code| code.vcode.clone())
+                .unwrap_or_default();
+            self.compiled += 1;
+            // Best effort: a dump that cannot be written must not fail the call.
+            let _ = write_dump(dir, self.compiled, name, &ir, &disassembly);
+        }
         self.module.clear_context(&mut self.context);
         defined.map_err(|e| compile_error(&format!("{e:?}")))?;
         self.module.finalize_definitions().map_err(|e| compile_error(&e))?;
@@ -114,6 +142,20 @@ impl StubCompiler {
         let call_conv = target.default_call_conv;
         StubBuilder { builder, plan, call_conv, x87_helper }.build(target);
     }
+}
+
+/// Writes `<dir>/stub-<n>.clif`: the stub's signature, its Cranelift IR and the
+/// disassembly of the machine code Cranelift made of it.
+fn write_dump(
+    dir: &std::path::Path,
+    number: usize,
+    name: &str,
+    ir: &str,
+    disassembly: &str,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let text = format!("; {name}\n{ir}\n; machine code\n{disassembly}");
+    std::fs::write(dir.join(format!("stub-{number:04}.clif")), text)
 }
 
 fn host_isa() -> Result<OwnedTargetIsa, CallError> {

@@ -185,3 +185,26 @@ def test_errcheck_runs_after_a_fast_call(c_library_paths):
     )
     add.errcheck = lambda result, function, arguments: (result, arguments)
     assert add(1, 2) == (3, (1, 2))
+
+
+def test_stub_dumps_hold_the_ir_and_the_machine_code(tmp_path, c_library_paths):
+    import subprocess
+    import sys
+
+    program = (
+        "import jitctypes.ctypes as c, sys\n"
+        "f = c.CDLL(sys.argv[1]).add_f64\n"
+        "f.argtypes, f.restype = [c.c_double, c.c_double], c.c_double\n"
+        "print(f(1.5, 2.0))\n"
+    )
+    environment = {**__import__("os").environ, "JITCTYPES_DUMP_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", program, c_library_paths["jittest"]],
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
+    assert result.stdout.strip() == "3.5", result.stderr
+    dumps = [path.read_text() for path in tmp_path.glob("stub-*.clif")]
+    assert any(text.startswith("; fn(f64, f64) -> f64") for text in dumps), dumps
+    assert all("call_indirect" in text and "; machine code" in text for text in dumps)
