@@ -197,7 +197,12 @@ def test_stub_dumps_hold_the_ir_and_the_machine_code(tmp_path, c_library_paths):
         "f.argtypes, f.restype = [c.c_double, c.c_double], c.c_double\n"
         "print(f(1.5, 2.0))\n"
     )
-    environment = {**__import__("os").environ, "JITCTYPES_DUMP_DIR": str(tmp_path)}
+    # Stubs must be compiled to be dumped, also when the suite runs with JITCTYPES_JIT=0.
+    environment = {
+        **__import__("os").environ,
+        "JITCTYPES_DUMP_DIR": str(tmp_path),
+        "JITCTYPES_JIT": "1",
+    }
     result = subprocess.run(
         [sys.executable, "-c", program, c_library_paths["jittest"]],
         capture_output=True,
