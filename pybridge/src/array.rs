@@ -1,6 +1,6 @@
 //! `Array`: the instances of `c_int * 5` and friends. Indexing and slicing run here; the
-//! metaclass (Python, `jitctypes._ctypes.array`) records on the class its element type
-//! (`_type_`), length (`_length_`) and how an element reads (`_jitctypes_access_`).
+//! metaclass (Python, `jitctypes._ctypes.array`) records on the class its element type,
+//! length and how an element reads, in one `ElementInfo` (`_jitctypes_elements_`).
 
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;

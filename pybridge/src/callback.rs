@@ -13,7 +13,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyTuple, PyType};
 use rawffi::callback::Callback as RawCallback;
 
-use crate::cdata::CData;
 use crate::convert::{load, store, KeepAlive};
 use crate::ctype::{CType, Code, Shape};
 use crate::function::build_signature;
@@ -135,7 +134,12 @@ impl Target {
             let value = match class {
                 Some(class) => {
                     let instance = class.bind(py).call0()?;
-                    let address = instance.downcast::<CData>()?.borrow().address();
+                    let address = crate::known_types::as_cdata(&instance)
+                        .ok_or_else(|| {
+                            pyo3::exceptions::PyTypeError::new_err("cannot build parameter")
+                        })?
+                        .borrow()
+                        .address();
                     if source.is_null() {
                         set_item(&tuple, index, instance.unbind());
                         continue;

@@ -478,11 +478,14 @@ pub fn new_instance<'py>(
     }
     let base = derives_from(cls);
     if base == Base::FunctionPointer {
+        // Its Rust `__new__` records the function state; Python-level `__new__`s are skipped.
+        use pyo3::PyTypeInfo;
         let kwargs = PyDict::new(py);
         if let Some(view) = view {
             kwargs.set_item(VIEW_KEYWORD, view)?;
         }
-        return raw_instance(cls, Some(&kwargs));
+        let new = crate::funcptr::CFuncPtr::type_object(py).getattr(intern!(py, "__new__"))?;
+        return new.call((cls,), Some(&kwargs));
     }
     let data = PyClassInitializer::from(CData::of_class(cls, view, true)?);
     let subtype = cls.as_type_ptr();
@@ -500,26 +503,6 @@ pub fn new_instance<'py>(
     }?;
     // SAFETY: a new reference to the object just made.
     Ok(unsafe { Bound::from_owned_ptr(py, object) })
-}
-
-/// A new instance of `cls` through the `__new__` of the Rust class it derives from,
-/// without its Python-level `__new__` and `__init__`. (CPython refuses `_CData.__new__`
-/// for a `_SimpleCData` subclass, so the nearest Rust class is used.)
-fn raw_instance<'py>(
-    cls: &Bound<'py, PyType>,
-    kwargs: Option<&Bound<'py, PyDict>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    use crate::known_types::{derives_from, Base};
-    use pyo3::PyTypeInfo;
-    let py = cls.py();
-    let base = match derives_from(cls) {
-        Base::Simple => SimpleCData::type_object(py),
-        Base::Array => crate::array::Array::type_object(py),
-        Base::Pointer => crate::pointer::Pointer::type_object(py),
-        Base::FunctionPointer => crate::funcptr::CFuncPtr::type_object(py),
-        Base::Data => CData::type_object(py),
-    };
-    base.getattr(intern!(py, "__new__"))?.call((cls,), kwargs)
 }
 
 /// `_SimpleCData`: one scalar; `.value` converts with the rules of its type code.

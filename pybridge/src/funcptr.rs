@@ -169,7 +169,10 @@ impl ResultSpec {
             ResultKind::Instance { cls, ctype } => {
                 let cls = cls.bind(py);
                 let instance = crate::cdata::new_instance(cls, None)?;
-                let address = instance.downcast::<CData>()?.borrow().address();
+                let address = crate::known_types::as_cdata(&instance)
+                    .ok_or_else(|| PyTypeError::new_err("restype made no ctypes instance"))?
+                    .borrow()
+                    .address();
                 let size = ctype.get().size;
                 // SAFETY: the return buffer holds a value of the result type (`size` bytes)
                 // and the new instance owns `size` bytes.
@@ -382,7 +385,7 @@ struct FuncState {
 /// the call (converters, errcheck) may change the object freely.
 struct CallPlan {
     converters: Option<Arc<Vec<PyObject>>>,
-    declared_argtypes: Option<PyObject>,
+    argtypes_for_paramflags: Option<Py<PyTuple>>,
     result: Arc<ResultSpec>,
     errcheck: Option<PyObject>,
     paramflags: Option<PyObject>,
@@ -419,7 +422,10 @@ impl CFuncPtr {
             .map_or_else(|| Arc::new(ResultSpec::int()), |(_, result)| Arc::clone(result));
         CallPlan {
             converters: argtypes.map(|argtypes| Arc::clone(&argtypes.converters)),
-            declared_argtypes: argtypes.map(|argtypes| argtypes.declared.clone_ref(py)),
+            // Only `paramflags` needs them: the types as assigned.
+            argtypes_for_paramflags: argtypes
+                .filter(|_| this.paramflags.is_some())
+                .map(|argtypes| argtypes.types.clone_ref(py)),
             result,
             errcheck: this.errcheck.as_ref().map(|errcheck| errcheck.clone_ref(py)),
             paramflags: this.paramflags.as_ref().map(|flags| flags.clone_ref(py)),
@@ -715,7 +721,7 @@ pub fn call_general(
     let (callargs, outputs) = match &plan.paramflags {
         Some(paramflags) => {
             let built = paramflags_helpers(py)?.getattr(intern!(py, "build_callargs"))?.call1((
-                plan.declared_argtypes.as_ref().map(|argtypes| argtypes.bind(py)),
+                plan.argtypes_for_paramflags.as_ref().map(|argtypes| argtypes.bind(py)),
                 paramflags,
                 args,
                 kwargs,

@@ -1,6 +1,6 @@
 //! `_Pointer`: instances of `POINTER(T)`. `contents` and indexing run here; the metaclass
-//! (Python, `jitctypes._ctypes.pointer`) records the target type (`_type_`) and how its
-//! values read (`_jitctypes_access_`), and can set them late (`SetPointerType`).
+//! (Python, `jitctypes._ctypes.pointer`) records the target type and how its values read
+//! in an `ElementInfo` (`_jitctypes_elements_`), and can set them late (`SetPointerType`).
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;

@@ -4,7 +4,7 @@
 from jitctypes import _rawffi
 from jitctypes._ctypes import pep3118
 from jitctypes._ctypes.basics import _CDataType, overrides
-from jitctypes._ctypes.structure import _field_access
+from jitctypes._ctypes.structure import element_access
 
 
 def _length_of(cls) -> int:
@@ -77,19 +77,14 @@ class PyCArrayType(_CDataType):
             _rawffi.enable_fast_init(cls)
         if not any(overrides(cls, _rawffi.Array, name) for name in ("__getitem__", "__setitem__")):
             _rawffi.enable_fast_getitem(cls)
-        code = (
-            getattr(element, "_type_", None) if element.__dict__.get("_jitctypes_basic_") else None
-        )
-        # Elements read like fields of their type; "chars"/"wchars" make slices bytes/str.
-        access = {"c": "chars", "u": "wchars"}.get(code) or _field_access(element)
-        type.__setattr__(cls, "_jitctypes_access_", access)
+        access = element_access(element)
         type.__setattr__(cls, "_jitctypes_elements_", _rawffi.ElementInfo(element, access, length))
         for flag in ("_jitctypes_has_union_", "_jitctypes_has_pointer_"):
             type.__setattr__(cls, flag, getattr(element, flag, False))
-        if code == "c":
+        if access == "chars":
             cls.value = property(_char_value, _rawffi.set_char_array_value, _cannot_delete)
             cls.raw = property(_char_raw, _set_char_raw)
-        elif code == "u":
+        elif access == "wchars":
             cls.value = property(
                 _rawffi.wchar_array_value, _rawffi.set_wchar_array_value, _cannot_delete
             )

@@ -6,16 +6,11 @@ from jitctypes import _rawffi
 from jitctypes._ctypes import pep3118
 from jitctypes._ctypes.array import _has_storage
 from jitctypes._ctypes.basics import _CDataType
-from jitctypes._ctypes.structure import _field_access
+from jitctypes._ctypes.structure import element_access
 
 # POINTER(T) → its class; incomplete types (POINTER("name")) are keyed by id(class), as
 # stock ctypes keys them, so that `ctypes.SetPointerType` can find them.
 _pointer_type_cache: dict = {}
-
-
-def _target_access(target: type) -> str:
-    code = target.__dict__.get("_type_") if target.__dict__.get("_jitctypes_basic_") else None
-    return {"c": "chars", "u": "wchars"}.get(code) or _field_access(target)
 
 
 class PyCPointerType(_CDataType):
@@ -40,8 +35,7 @@ class PyCPointerType(_CDataType):
         if not _has_storage(target):
             raise TypeError("_type_ must have storage info")
         type.__setattr__(cls, "_type_", target)
-        access = _target_access(target)
-        type.__setattr__(cls, "_jitctypes_access_", access)
+        access = element_access(target)
         type.__setattr__(cls, "_jitctypes_elements_", _rawffi.ElementInfo(target, access, 0))
         type.__setattr__(cls, "_jitctypes_complete_", True)
         pep3118.set_pointer(cls, target)

@@ -23,6 +23,14 @@ def _field_access(field_type: type) -> str:
     return "view"
 
 
+def element_access(element_type: type) -> str:
+    """How an array element or pointer target reads: like a field of its type, except that
+    `c_char`/`c_wchar` elements make slices bytes/str ("chars"/"wchars")."""
+    basic = element_type.__dict__.get("_jitctypes_basic_")
+    code = element_type.__dict__.get("_type_") if basic else None
+    return {"c": "chars", "u": "wchars"}.get(code) or _field_access(element_type)
+
+
 def _ctype_of_field(field_type, index: int) -> "_rawffi.CType":
     is_ctypes_class = isinstance(field_type, type) and issubclass(field_type, _rawffi._CData)
     ctype = getattr(field_type, "__ctype__", None) if is_ctypes_class else None
