@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::entry::{CompiledEntry, EntryRuntime, EntryShape};
 use crate::error::CallError;
 use crate::libffi_path::LibffiCall;
 use crate::signature::Signature;
@@ -120,6 +121,8 @@ pub struct CacheStats {
     pub code_bytes: usize,
     pub compile_time: Duration,
     pub libffi_descriptions: usize,
+    /// Entry stubs (`entry.rs`); their code and compile time are in the totals above.
+    pub entry_stubs: usize,
 }
 
 /// Compiled stubs and libffi descriptions per signature, shared by all threads. Compilation
@@ -132,6 +135,7 @@ struct CacheState {
     compiler: Option<StubCompiler>,
     stubs: HashMap<Signature, Result<CompiledStub, FallbackReason>>,
     libffi: HashMap<Signature, Result<Arc<LibffiCall>, String>>,
+    entries: HashMap<(EntryShape, EntryRuntime), Result<CompiledEntry, String>>,
     stats: CacheStats,
 }
 
@@ -145,6 +149,7 @@ impl StubCache {
             compiler: None,
             stubs: HashMap::new(),
             libffi: HashMap::new(),
+            entries: HashMap::new(),
             stats: CacheStats::default(),
         };
         StubCache { state: Mutex::new(state) }
@@ -177,6 +182,29 @@ impl StubCache {
         Ok(Caller { signature: Arc::new(signature), engine, path })
     }
 
+    /// The entry stub of `shape` for `runtime`, compiled on first use; `Err` says why
+    /// there is none (the host keeps its own entry then).
+    pub fn entry(
+        &self,
+        shape: &EntryShape,
+        runtime: &EntryRuntime,
+    ) -> Result<CompiledEntry, String> {
+        let mut state = self.lock();
+        let key = (shape.clone(), *runtime);
+        if let Some(known) = state.entries.get(&key) {
+            return known.clone();
+        }
+        let outcome = state.compiler().and_then(|compiler| compiler.compile_entry(shape, runtime));
+        let outcome = outcome.map_err(|error| error.to_string());
+        if let Ok(entry) = &outcome {
+            state.stats.entry_stubs += 1;
+            state.stats.code_bytes += entry.code_size;
+            state.stats.compile_time += entry.compile_time;
+        }
+        state.entries.insert(key, outcome.clone());
+        outcome
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
         // A panic while holding the lock leaves the maps consistent (entries are inserted
         // whole), so a poisoned lock is still usable.
@@ -202,11 +230,7 @@ impl CacheState {
         }
         let outcome = match plan_call(signature) {
             Ok(plan) => {
-                let compiler = match &mut self.compiler {
-                    Some(compiler) => compiler,
-                    empty => empty.insert(StubCompiler::new()?),
-                };
-                let stub = compiler.compile_named(&plan, &signature.to_string())?;
+                let stub = self.compiler()?.compile_named(&plan, &signature.to_string())?;
                 self.stats.stubs += 1;
                 self.stats.code_bytes += stub.code_size;
                 self.stats.compile_time += stub.compile_time;
@@ -216,6 +240,14 @@ impl CacheState {
         };
         self.stubs.insert(signature.clone(), outcome.clone());
         Ok(outcome)
+    }
+
+    /// The compiler, made on first use.
+    fn compiler(&mut self) -> Result<&mut StubCompiler, CallError> {
+        Ok(match &mut self.compiler {
+            Some(compiler) => compiler,
+            empty => empty.insert(StubCompiler::new()?),
+        })
     }
 
     fn libffi_call(&mut self, signature: &Signature) -> Result<Arc<LibffiCall>, String> {

@@ -5,6 +5,8 @@
 //! - [`sysv`] classifies a signature for the x86-64 System V ABI into a [`sysv::CallPlan`].
 //! - [`stub`] lowers a plan to a Cranelift-compiled direct call stub.
 //! - [`libffi_path`] is the slow path for what the JIT does not handle.
+//! - [`entry`] compiles entry stubs: an interpreter calls them directly with its own
+//!   objects; they convert them, call the C function and box the result.
 //! - [`Caller`] binds a signature to one of the two paths, through a process-wide cache.
 //!
 //! Both paths share one entry contract, libffi's `ffi_call`:
@@ -15,6 +17,7 @@
 compile_error!("jit compiles stubs for the x86-64 System V ABI only");
 
 pub mod caller;
+pub mod entry;
 pub mod error;
 pub mod libffi_path;
 pub mod signature;
@@ -22,6 +25,7 @@ pub mod stub;
 pub mod sysv;
 
 pub use caller::{CacheStats, CallPath, Caller, FallbackReason, StubCache};
+pub use entry::{ArgConversion, CompiledEntry, EntryFn, EntryRuntime, EntryShape, ResultBoxing};
 pub use error::{CallError, SignatureError};
 pub use signature::{Aggregate, AggregateKind, CallConv, Field, Signature, Type, MAX_ARGS};
 pub use stub::{CompiledStub, StubCompiler, StubFn};

@@ -93,6 +93,16 @@ impl StubCompiler {
     ) -> Result<CompiledStub, CallError> {
         let started = Instant::now();
         self.build(plan);
+        let (code, code_size) = self.finish(name)?;
+        // SAFETY: the function was built with exactly the `StubFn` signature (three pointer
+        // parameters, no results, host C convention) and is now finalized as executable code.
+        let entry = unsafe { std::mem::transmute::<*const u8, StubFn>(code) };
+        Ok(CompiledStub { entry, code_size, compile_time: started.elapsed() })
+    }
+
+    /// Compiles the function built in `self.context` (dumping it if asked, under `name`);
+    /// returns its finalized code and size. The context is cleared for the next one.
+    pub(crate) fn finish(&mut self, name: &str) -> Result<(*const u8, usize), CallError> {
         let ir = self.dump_dir.is_some().then(|| self.context.func.display().to_string());
         let compile_error = |e: &dyn std::fmt::Display| CallError::Compile(e.to_string());
         let id = self
@@ -115,11 +125,15 @@ impl StubCompiler {
         self.module.clear_context(&mut self.context);
         defined.map_err(|e| compile_error(&format!("{e:?}")))?;
         self.module.finalize_definitions().map_err(|e| compile_error(&e))?;
-        let code = self.module.get_finalized_function(id);
-        // SAFETY: the function was built with exactly the `StubFn` signature (three pointer
-        // parameters, no results, host C convention) and is now finalized as executable code.
-        let entry = unsafe { std::mem::transmute::<*const u8, StubFn>(code) };
-        Ok(CompiledStub { entry, code_size, compile_time: started.elapsed() })
+        Ok((self.module.get_finalized_function(id), code_size))
+    }
+
+    /// The function being built, its builder context and the target's configuration.
+    pub(crate) fn function_parts(
+        &mut self,
+    ) -> (&mut ir::Function, &mut FunctionBuilderContext, TargetFrontendConfig) {
+        let target = self.module.target_config();
+        (&mut self.context.func, &mut self.builder_context, target)
     }
 
     /// The Cranelift IR of the stub of `plan`, as text (for golden tests and IR dumps).
@@ -180,13 +194,14 @@ fn storage_flags() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
 
-/// Builds the IR of one stub; short-lived, one per compilation.
-struct StubBuilder<'a> {
-    builder: FunctionBuilder<'a>,
-    plan: &'a CallPlan,
-    call_conv: ClifCallConv,
+/// Builds the IR of one stub; short-lived, one per compilation. The entry stubs of
+/// `entry.rs` use its argument lowering, call and result storing as they are.
+pub(crate) struct StubBuilder<'a> {
+    pub(crate) builder: FunctionBuilder<'a>,
+    pub(crate) plan: &'a CallPlan,
+    pub(crate) call_conv: ClifCallConv,
     /// [`store_x87_result`], imported into the function when the plan returns in st(0).
-    x87_helper: Option<ir::FuncRef>,
+    pub(crate) x87_helper: Option<ir::FuncRef>,
 }
 
 impl<'a> StubBuilder<'a> {
@@ -223,7 +238,7 @@ impl<'a> StubBuilder<'a> {
     }
 
     /// The callee's parameters in Cranelift's terms, and the values passed for them.
-    fn lower_arguments(
+    pub(crate) fn lower_arguments(
         &mut self,
         storage: &[Option<Value>],
         ret: Value,
@@ -344,7 +359,12 @@ impl<'a> StubBuilder<'a> {
         }
     }
 
-    fn emit_call(&mut self, target: Value, params: Vec<AbiParam>, values: &[Value]) -> Vec<Value> {
+    pub(crate) fn emit_call(
+        &mut self,
+        target: Value,
+        params: Vec<AbiParam>,
+        values: &[Value],
+    ) -> Vec<Value> {
         let mut signature = ir::Signature::new(self.call_conv);
         signature.params = params;
         signature.returns = self.callee_returns();
@@ -373,7 +393,7 @@ impl<'a> StubBuilder<'a> {
         }
     }
 
-    fn store_results(&mut self, ret: Value, results: &[Value]) {
+    pub(crate) fn store_results(&mut self, ret: Value, results: &[Value]) {
         match &self.plan.ret {
             RetPlan::Void | RetPlan::Memory => {}
             RetPlan::X87 => {
@@ -423,7 +443,7 @@ unsafe extern "C" fn store_x87_result(_ret: *mut c_void) {
     std::arch::naked_asm!("fstp tbyte ptr [rdi]", "ret")
 }
 
-fn integer_type(bytes: u8) -> ir::Type {
+pub(crate) fn integer_type(bytes: u8) -> ir::Type {
     match bytes {
         1 => types::I8,
         2 => types::I16,

@@ -17,7 +17,7 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use jit::{Signature, Type};
+use jit::{CompiledEntry, CompiledStub, EntryFn, Signature, StubCache, Type};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -38,7 +38,7 @@ const MAX_FAST_ARGS: usize = 16;
 const MAX_FAST_RET_SLOTS: usize = 4;
 
 /// How one argument is converted, decided from its `argtypes` entry.
-enum ArgKind {
+pub(crate) enum ArgKind {
     /// An integer type of `size` bytes: exact `int`, reduced modulo 2**(8 size).
     Int { size: usize },
     /// `c_bool`: exact `bool` or `int`, by truth value.
@@ -68,14 +68,31 @@ pub struct FastPlan {
     function: ForeignFunction,
     release_gil: bool,
     stats: Arc<SignatureStats>,
+    /// The compiled entry stub CPython may call instead of `funcptr_vectorcall` (entry.rs),
+    /// when the JIT makes one for this plan's shape.
+    entry: Option<EntryFn>,
 }
 
 /// Counters of one signature, for `jitctypes.stats()`.
 #[derive(Default)]
 pub struct SignatureStats {
+    /// Fast calls through `funcptr_vectorcall` (entry stubs count their own).
     fast_calls: AtomicU64,
     general_calls: AtomicU64,
     functions: AtomicU64,
+    /// The direct call stub of the signature, if the JIT compiled one.
+    stub: OnceLock<CompiledStub>,
+    /// The entry stubs made for plans of this signature (one per shape).
+    entries: Mutex<Vec<CompiledEntry>>,
+}
+
+impl SignatureStats {
+    fn note_entry(&self, entry: CompiledEntry) {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !entries.iter().any(|known| known.entry as usize == entry.entry as usize) {
+            entries.push(entry);
+        }
+    }
 }
 
 /// The fast-path state of a function object.
@@ -249,13 +266,58 @@ impl FastPlan {
         let function = ForeignFunction::new(std::ptr::null(), signature, options)
             .map_err(|error| error.to_string())?;
         stats.functions.fetch_add(1, Ordering::Relaxed);
-        Ok(FastPlan {
+        if let Some(stub) = function.caller().stub() {
+            let _ = stats.stub.set(*stub);
+        }
+        let mut plan = FastPlan {
             args,
             result: Arc::clone(result),
             function,
             release_gil: flags & FUNCFLAG_PYTHONAPI == 0 && !trivial,
             stats,
-        })
+            entry: None,
+        };
+        plan.entry = plan.compile_entry(flags);
+        Ok(plan)
+    }
+
+    /// The entry stub of this plan's shape, if the JIT is on and makes one (entry.rs).
+    fn compile_entry(&self, flags: u32) -> Option<EntryFn> {
+        if self.function.caller().stub().is_none() {
+            return None; // libffi path: the Rust entry serves it
+        }
+        let runtime = crate::entry::runtime()?;
+        let shape = crate::entry::shape_of(self, flags)?;
+        match StubCache::global().entry(&shape, runtime) {
+            Ok(compiled) => {
+                self.stats.note_entry(compiled);
+                Some(compiled.entry)
+            }
+            Err(reason) => {
+                count_ineligible(&format!("no entry stub: {reason}"));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn args(&self) -> &[ArgKind] {
+        &self.args
+    }
+
+    pub(crate) fn result(&self) -> &ResultSpec {
+        &self.result
+    }
+
+    pub(crate) fn function(&self) -> &ForeignFunction {
+        &self.function
+    }
+
+    pub(crate) fn releases_gil(&self) -> bool {
+        self.release_gil
+    }
+
+    pub(crate) fn entry(&self) -> Option<EntryFn> {
+        self.entry
     }
 
     /// Visits the classes the argument guards hold (for the garbage collector).
@@ -298,7 +360,7 @@ fn int_type(size: usize) -> Type {
 
 /// Where one converted argument's value is: in a slot, or in an object's memory.
 #[derive(Clone, Copy)]
-enum Value {
+pub(crate) enum Value {
     Inline,
     At(*mut c_void),
 }
@@ -307,7 +369,7 @@ enum Value {
 ///
 /// # Safety
 /// `arg` is a live object (borrowed from the caller's argument array).
-unsafe fn convert(
+pub(crate) unsafe fn convert_argument(
     py: Python<'_>,
     kind: &ArgKind,
     arg: *mut ffi::PyObject,
@@ -479,7 +541,7 @@ unsafe fn call_fast(
         let arg = unsafe { *args.add(index) };
         let slot = slots[index].write(Slot::default());
         // SAFETY: as above.
-        pointers[index] = match unsafe { convert(py, &plan.args[index], arg, slot) }? {
+        pointers[index] = match unsafe { convert_argument(py, &plan.args[index], arg, slot) }? {
             Value::Inline => slot.0.as_mut_ptr().cast(),
             Value::At(address) => address,
         };
@@ -558,7 +620,11 @@ unsafe fn vectorcall(
                 // SAFETY: `args` holds `nargs` live objects.
                 if let Some(result) = unsafe { call_fast(py, &plan, address, args) } {
                     return match errcheck {
-                        None => result,
+                        None => {
+                            // Next calls may enter compiled code directly.
+                            slf.get().install_entry(&plan);
+                            result
+                        }
                         Some(errcheck) => {
                             // SAFETY: as above.
                             let callargs = unsafe { tuple_of(py, args, nargs) }?;
@@ -623,10 +689,29 @@ pub fn fast_path_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let registry = stats_registry().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let signatures = PyDict::new(py);
     for (signature, stats) in &registry.signatures {
+        let entries = stats.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry_calls: u64 =
+            entries.iter().map(|entry| entry.calls.load(Ordering::Relaxed)).sum();
+        let rust_calls = stats.fast_calls.load(Ordering::Relaxed);
+        let (mut code_bytes, mut compile_time) = (0, std::time::Duration::ZERO);
+        for (size, time) in stats
+            .stub
+            .get()
+            .map(|stub| (stub.code_size, stub.compile_time))
+            .into_iter()
+            .chain(entries.iter().map(|entry| (entry.code_size, entry.compile_time)))
+        {
+            code_bytes += size;
+            compile_time += time;
+        }
         let entry = PyDict::new(py);
         entry.set_item("functions", stats.functions.load(Ordering::Relaxed))?;
-        entry.set_item("fast_calls", stats.fast_calls.load(Ordering::Relaxed))?;
+        entry.set_item("fast_calls", rust_calls + entry_calls)?;
+        entry.set_item("entry_stub_calls", entry_calls)?;
         entry.set_item("general_calls", stats.general_calls.load(Ordering::Relaxed))?;
+        entry.set_item("entry_stubs", entries.len())?;
+        entry.set_item("code_bytes", code_bytes)?;
+        entry.set_item("compile_time_us", compile_time.as_secs_f64() * 1e6)?;
         signatures.set_item(signature, entry)?;
     }
     let ineligible = PyDict::new(py);

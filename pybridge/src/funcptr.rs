@@ -10,9 +10,10 @@
 //! (issue 5) is to sit in front of `__call__`.
 
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use jit::{Signature, Type};
+use jit::{ResultBoxing, Signature, Type};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::intern;
@@ -125,6 +126,28 @@ impl ResultSpec {
             });
         }
         Err(PyTypeError::new_err("restype must be a type, a callable, or None"))
+    }
+
+    /// How a compiled entry stub boxes this result (`entry.rs`), if it can: plain
+    /// scalars, `c_bool`, `c_char_p`, `c_void_p` and `None`, with no `_check_retval_`.
+    pub fn entry_boxing(&self) -> Option<ResultBoxing> {
+        if self.checker.is_some() {
+            return None;
+        }
+        match &self.kind {
+            ResultKind::Int => Some(ResultBoxing::Signed),
+            ResultKind::Void => Some(ResultBoxing::None),
+            ResultKind::Integer { signed: true, .. } => Some(ResultBoxing::Signed),
+            ResultKind::Integer { signed: false, .. } => Some(ResultBoxing::Unsigned),
+            ResultKind::Float { .. } => Some(ResultBoxing::Float),
+            ResultKind::Value(ctype) => match ctype.get().code() {
+                Some((Code::Bool, false)) => Some(ResultBoxing::Bool),
+                Some((Code::CharPointer, false)) => Some(ResultBoxing::CharPointer),
+                Some((Code::VoidPointer, false)) => Some(ResultBoxing::VoidPointer),
+                _ => None,
+            },
+            ResultKind::Instance { .. } | ResultKind::Callable(_) => None,
+        }
     }
 
     pub fn jit_type(&self, py: Python<'_>) -> PyResult<Type> {
@@ -333,9 +356,15 @@ fn empty_spec(py: Python<'_>) -> PyResult<Py<FuncSpec>> {
 /// vectorcall entry reads it without pyo3's (atomic) borrow flags.
 #[pyclass(frozen, extends = CData, subclass, module = "_ctypes", name = "CFuncPtr")]
 pub struct CFuncPtr {
-    /// The vectorcall entry CPython calls (`fastcall::funcptr_vectorcall`); read by CPython
-    /// at the offset `enable_vectorcall` records in the type.
-    vectorcall: Option<pyo3::ffi::vectorcallfunc>,
+    /// The vectorcall entry CPython calls, read by CPython at the offset
+    /// `enable_vectorcall` records in the type: `fastcall::funcptr_vectorcall`, or the
+    /// compiled entry stub of the object's fast plan (entry.rs).
+    vectorcall: AtomicUsize,
+    /// Where the object's memory (holding the function address) is. Outside `state`:
+    /// entry stubs read it at a fixed offset, and calls read it without a borrow.
+    memory: AtomicUsize,
+    /// The plan the installed entry stub serves (null without one); `state.fast` owns it.
+    entry_plan: AtomicPtr<FastPlan>,
     spec: Py<FuncSpec>,
     state: GilCell<FuncState>,
 }
@@ -364,9 +393,6 @@ impl<T> GilCell<T> {
 /// What a function object's attributes and calls change.
 #[derive(Default)]
 struct FuncState {
-    /// Where the object's memory (holding the function address) is; kept here so that a
-    /// call reads it without borrowing the `_CData` base.
-    memory: usize,
     /// The prepared fast call, made on the first call (fastcall.rs).
     fast: FastState,
     /// `jitctypes.set_trivial(f)`: keep the GIL during calls of this short function.
@@ -411,6 +437,36 @@ fn paramflags_helpers(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
 }
 
 impl CFuncPtr {
+    /// Takes the fast plan away (to be dropped after the borrow), with the entry stub
+    /// that serves it.
+    fn take_fast(&self, this: &mut FuncState) -> FastState {
+        self.retire_entry();
+        std::mem::take(&mut this.fast)
+    }
+
+    /// Makes `funcptr_vectorcall` the object's entry again. Called before the plan the
+    /// entry stub reads, or anything the stub does not check (errcheck), changes.
+    fn retire_entry(&self) {
+        self.vectorcall.store(funcptr_vectorcall as *const () as usize, Ordering::Relaxed);
+        self.entry_plan.store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// Makes the entry stub of `plan` the object's entry, if `plan` is the object's
+    /// current plan and nothing else (errcheck) needs the Rust entry.
+    pub fn install_entry(&self, plan: &Arc<FastPlan>) {
+        let Some(entry) = plan.entry() else { return };
+        if self.vectorcall.load(Ordering::Relaxed) == entry as usize {
+            return;
+        }
+        let Ok(this) = self.state.0.try_borrow() else { return };
+        let current = matches!(&this.fast, FastState::Ready(held) if Arc::ptr_eq(held, plan));
+        if current && this.errcheck.is_none() {
+            // The plan first: the stub reads it only once it is the entry.
+            self.entry_plan.store(Arc::as_ptr(plan).cast_mut(), Ordering::Relaxed);
+            self.vectorcall.store(entry as usize, Ordering::Relaxed);
+        }
+    }
+
     fn plan(&self, py: Python<'_>) -> CallPlan {
         let spec = self.spec.get();
         let this = self.state.borrow();
@@ -437,7 +493,7 @@ impl CFuncPtr {
 
 /// The function address an instance holds.
 fn target_address(slf: &Bound<'_, CFuncPtr>) -> usize {
-    let memory = slf.get().state.borrow().memory;
+    let memory = slf.get().memory.load(Ordering::Relaxed);
     // SAFETY: a function pointer object's memory holds one pointer.
     unsafe { *(memory as *const usize) }
 }
@@ -459,9 +515,13 @@ impl CFuncPtr {
         };
         // Not inline: the address is recorded before the object is in place.
         let data = CData::for_class_inline(cls, kwargs, false)?;
-        let state = FuncState { memory: data.address(), ..FuncState::default() };
-        let this =
-            CFuncPtr { vectorcall: Some(funcptr_vectorcall), spec, state: GilCell::new(state) };
+        let this = CFuncPtr {
+            vectorcall: AtomicUsize::new(funcptr_vectorcall as *const () as usize),
+            memory: AtomicUsize::new(data.address()),
+            entry_plan: AtomicPtr::new(std::ptr::null_mut()),
+            spec,
+            state: GilCell::new(FuncState::default()),
+        };
         Ok(PyClassInitializer::from(data).add_subclass(this))
     }
 
@@ -474,9 +534,10 @@ impl CFuncPtr {
         paramflags: Option<PyObject>,
         callable: Option<PyObject>,
     ) {
-        let mut this = slf.get().state.borrow_mut();
+        let memory = slf.get().memory.load(Ordering::Relaxed);
         // SAFETY: a function pointer object's memory holds one pointer.
-        unsafe { *(this.memory as *mut usize) = address };
+        unsafe { *(memory as *mut usize) = address };
+        let mut this = slf.get().state.borrow_mut();
         let old = (
             std::mem::replace(&mut this.paramflags, paramflags.filter(|f| !f.is_none(slf.py()))),
             std::mem::replace(&mut this.callable, callable),
@@ -507,7 +568,7 @@ impl CFuncPtr {
         let old = (
             std::mem::replace(&mut this.argtypes, argtypes),
             this.last_call.take(),
-            std::mem::take(&mut this.fast),
+            self.take_fast(&mut this),
         );
         drop(this);
         drop(old); // after the borrow: dropping may run Python code
@@ -533,7 +594,7 @@ impl CFuncPtr {
         let old = (
             std::mem::replace(&mut this.restype, restype),
             this.last_call.take(),
-            std::mem::take(&mut this.fast),
+            self.take_fast(&mut this),
         );
         drop(this);
         drop(old); // after the borrow: dropping may run Python code
@@ -552,6 +613,8 @@ impl CFuncPtr {
             return Err(PyTypeError::new_err("the errcheck attribute must be callable"));
         }
         let new = (!delete).then(|| errcheck.clone().unbind());
+        // The entry stub does not run errcheck: the Rust entry does.
+        self.retire_entry();
         let old = std::mem::replace(&mut self.state.borrow_mut().errcheck, new);
         drop(old); // after the borrow: dropping may run Python code
         Ok(())
@@ -587,7 +650,7 @@ impl CFuncPtr {
                 this.errcheck.take(),
                 this.paramflags.take(),
                 this.callable.take(),
-                std::mem::take(&mut this.fast),
+                self.take_fast(&mut this),
             );
             drop(this);
             drop(old); // after the borrow: dropping may run Python code
@@ -616,7 +679,7 @@ impl CFuncPtr {
     fn _jitctypes_set_trivial_(&self, trivial: bool) {
         let mut this = self.state.borrow_mut();
         this.trivial = trivial;
-        let old = std::mem::take(&mut this.fast);
+        let old = self.take_fast(&mut this);
         drop(this);
         drop(old); // after the borrow: dropping may run Python code
     }
@@ -625,7 +688,7 @@ impl CFuncPtr {
 impl CFuncPtr {
     /// `resize()` moved the object's memory.
     pub fn memory_moved(slf: &Bound<'_, CFuncPtr>, address: usize) {
-        slf.get().state.borrow_mut().memory = address;
+        slf.get().memory.store(address, Ordering::Relaxed);
     }
 
     /// What a fast call needs, in one look: the plan (if any), the function address and
@@ -634,8 +697,7 @@ impl CFuncPtr {
         let this = slf.get().state.borrow();
         if let FastState::Ready(plan) = &this.fast {
             if plan.is_current() {
-                // SAFETY: a function pointer object's memory holds one pointer.
-                let address = unsafe { *(this.memory as *const usize) };
+                let address = target_address(slf);
                 let errcheck = this.errcheck.as_ref().map(|errcheck| errcheck.clone_ref(slf.py()));
                 return Some((Arc::clone(plan), address, errcheck));
             }
@@ -691,6 +753,7 @@ impl CFuncPtr {
             _ => None,
         };
         if let Ok(mut this) = slf.get().state.0.try_borrow_mut() {
+            slf.get().retire_entry();
             let old = std::mem::replace(&mut this.fast, state);
             drop(this);
             drop(old); // after the borrow: dropping may run Python code
@@ -875,6 +938,8 @@ fn passes_in_sse(ty: &Type) -> bool {
 #[pyfunction]
 pub fn enable_vectorcall(cls: &Bound<'_, PyType>) -> PyResult<()> {
     static OFFSET: std::sync::OnceLock<isize> = std::sync::OnceLock::new();
+    let offset_of =
+        |probe: &Bound<'_, CFuncPtr>, field: *const u8| field as isize - probe.as_ptr() as isize;
     if !cls.is_subclass_of::<CFuncPtr>()? {
         return Err(PyTypeError::new_err("not a function pointer type"));
     }
@@ -885,8 +950,13 @@ pub fn enable_vectorcall(cls: &Bound<'_, PyType>) -> PyResult<()> {
             // the layout of the objects of its classes.
             let probe = crate::cdata::new_instance(cls, None)?;
             let probe = probe.downcast::<CFuncPtr>()?;
-            let field = &probe.get().vectorcall as *const _ as isize;
-            *OFFSET.get_or_init(|| field - probe.as_ptr() as isize)
+            let this = probe.get();
+            crate::entry::set_callable_offsets(crate::entry::CallableOffsets {
+                memory: offset_of(probe, (&this.memory as *const AtomicUsize).cast()),
+                plan: offset_of(probe, (&this.entry_plan as *const AtomicPtr<FastPlan>).cast()),
+            });
+            let vectorcall = offset_of(probe, (&this.vectorcall as *const AtomicUsize).cast());
+            *OFFSET.get_or_init(|| vectorcall)
         }
     };
     let type_object = cls.as_type_ptr();

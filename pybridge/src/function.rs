@@ -42,6 +42,12 @@ pub fn jit_enabled() -> bool {
     }
 }
 
+/// The switch as a byte entry stubs read before every call: 1 while compiled stubs are
+/// on (any other value makes them take the Rust entry, which reads the environment).
+pub fn jit_enabled_flag() -> *const u8 {
+    JIT_ENABLED.as_ptr()
+}
+
 /// Switches compiled stubs on or off for calls made from now on.
 pub fn set_jit_enabled(enabled: bool) {
     JIT_ENABLED.store(enabled as u8, Ordering::Relaxed);

@@ -21,6 +21,7 @@ mod callback;
 mod cdata;
 mod convert;
 mod ctype;
+mod entry;
 mod errors;
 mod fastcall;
 mod field;

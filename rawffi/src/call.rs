@@ -124,6 +124,16 @@ extern "C" {
     fn libc_errno_location() -> *mut i32;
 }
 
+/// [`swap_in_private_errno`] for compiled code (entry stubs call it by address).
+pub extern "C" fn errno_swap_in() -> i32 {
+    swap_in_private_errno()
+}
+
+/// [`swap_out_private_errno`] for compiled code.
+pub extern "C" fn errno_swap_out(saved: i32) {
+    swap_out_private_errno(saved)
+}
+
 /// Puts the private errno into the C errno; returns the C errno it replaced.
 fn swap_in_private_errno() -> i32 {
     let errno = c_errno();
