@@ -283,9 +283,8 @@ impl FastPlan {
 
     /// The entry stub of this plan's shape, if the JIT is on and makes one (entry.rs).
     fn compile_entry(&self, flags: u32) -> Option<EntryFn> {
-        if self.function.caller().stub().is_none() {
-            return None; // libffi path: the Rust entry serves it
-        }
+        // On the libffi path the Rust entry serves the plan.
+        self.function.caller().stub()?;
         let runtime = crate::entry::runtime()?;
         let shape = crate::entry::shape_of(self, flags)?;
         match StubCache::global().entry(&shape, runtime) {
