@@ -8,6 +8,8 @@
 //! about it. Arrays (array.rs), pointers (pointer.rs) and function pointers (funcptr.rs)
 //! are further subclasses of `_CData`.
 
+use std::sync::atomic::{AtomicIsize, Ordering};
+
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -17,6 +19,7 @@ use rawffi::memory::RawBuffer;
 use crate::convert::{load, store, KeepAlive};
 use crate::ctype::{CType, Code, Shape};
 use crate::param::CArgObject;
+use crate::scalar::FastScalar;
 
 /// Where a view's memory is: `(address, base kept alive, index in base)`.
 type View = (usize, Option<PyObject>, usize);
@@ -74,6 +77,64 @@ pub struct CData {
     objects: Option<PyObject>,
     /// Aggregates and arrays keep objects in a dict keyed by field path; scalars keep one.
     keeps_many: bool,
+    /// How the value (simple types) or the elements (arrays) read and write on the fast
+    /// paths (slots.rs), decided from the class when the object is made.
+    fast: FastAccess,
+}
+
+/// What the fast accessors need of an object, without looking at its class.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FastAccess {
+    /// The kind of the value or elements, if `scalar.rs` handles it.
+    pub scalar: Option<FastScalar>,
+    /// Elements of an array (0 otherwise).
+    pub length: usize,
+}
+
+impl FastAccess {
+    /// The fast access of instances of `cls`, whose C type is `ctype`.
+    fn of_class(cls: &Bound<'_, PyType>, ctype: &CType) -> FastAccess {
+        if let Shape::Array { .. } = ctype.shape {
+            let Some(info) = class_attr(cls, intern!(cls.py(), "_jitctypes_elements_")) else {
+                return FastAccess::default();
+            };
+            let Some(info) = crate::known_types::as_element_info(&info) else {
+                return FastAccess::default();
+            };
+            let info = info.get();
+            let scalar = (info.access == crate::field::Access::Value)
+                .then(|| FastScalar::of(info.element_ctype.get()))
+                .flatten();
+            return FastAccess { scalar, length: info.len };
+        }
+        FastAccess { scalar: FastScalar::of(ctype), length: 0 }
+    }
+}
+
+/// Where the `CData` part lies inside every ctypes instance (pyo3 puts a subclass's
+/// contents after its base's, so it is the same for all); 0 until measured.
+static CDATA_OFFSET: AtomicIsize = AtomicIsize::new(0);
+
+/// Measures `CDATA_OFFSET` on one instance (at module initialisation).
+pub fn measure_cdata_offset(py: Python<'_>) -> PyResult<()> {
+    let probe = Bound::new(py, CData::view(0, 0, None, 0))?;
+    let contents = &*probe.borrow() as *const CData as isize;
+    CDATA_OFFSET.store(contents - probe.as_ptr() as isize, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The `CData` of a ctypes instance, read without pyo3's borrow flag (an atomic update
+/// that costs as much as the rest of a fast field read).
+///
+/// # Safety
+/// The GIL is held and `obj` is a live ctypes instance. No `&mut CData` may be alive:
+/// the code that borrows one mutably never runs Python code before releasing it (objects
+/// it replaces are dropped after), so the slots that call this cannot run meanwhile.
+pub unsafe fn cdata_unchecked<'a>(obj: *mut pyo3::ffi::PyObject) -> &'a CData {
+    let offset = CDATA_OFFSET.load(Ordering::Relaxed);
+    debug_assert_ne!(offset, 0, "measured at module initialisation");
+    // SAFETY: caller's contract; the offset was measured on an instance.
+    unsafe { &*(obj.cast::<u8>().offset(offset).cast::<CData>()) }
 }
 
 /// The inline storage of small values: 16 bytes, aligned for any scalar, written through
@@ -111,6 +172,7 @@ impl CData {
             index,
             objects: None,
             keeps_many: false,
+            fast: FastAccess::default(),
         }
     }
 
@@ -144,10 +206,11 @@ impl CData {
         let ctype = ctype.get();
         let keeps_many =
             ctype.is_pointer_type || matches!(ctype.shape, Shape::Aggregate | Shape::Array { .. });
+        let fast = FastAccess::of_class(cls, ctype);
         if let Some((address, base, index)) = view {
-            return Ok(CData { keeps_many, ..CData::view(address, ctype.size, base, index) });
+            return Ok(CData { keeps_many, fast, ..CData::view(address, ctype.size, base, index) });
         }
-        Ok(CData { keeps_many, ..CData::owning(ctype.size, ctype.align, inline_ok)? })
+        Ok(CData { keeps_many, fast, ..CData::owning(ctype.size, ctype.align, inline_ok)? })
     }
 
     /// Where the object's memory is.
@@ -160,6 +223,10 @@ impl CData {
 
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    pub fn fast(&self) -> FastAccess {
+        self.fast
     }
 
     /// Replaces the kept objects (`cast` shares them between source and result).
@@ -471,7 +538,6 @@ pub fn new_instance<'py>(
     view: Option<View>,
 ) -> PyResult<Bound<'py, PyAny>> {
     use crate::known_types::{derives_from, is_cdata_class, Base};
-    use pyo3::impl_::pyclass_init::PyObjectInit;
     let py = cls.py();
     if !is_cdata_class(cls) {
         return Err(PyTypeError::new_err(format!("{} is not a ctypes type", cls.name()?)));
@@ -487,10 +553,27 @@ pub fn new_instance<'py>(
         let new = crate::funcptr::CFuncPtr::type_object(py).getattr(intern!(py, "__new__"))?;
         return new.call((cls,), Some(&kwargs));
     }
+    // SAFETY: `base` is what `cls` derives from.
+    unsafe { new_instance_of(cls, base, view) }
+}
+
+/// `new_instance` for a class known to derive from the Rust class `base` (not function
+/// pointers).
+///
+/// # Safety
+/// `cls` derives from `base`'s Rust class.
+pub unsafe fn new_instance_of<'py>(
+    cls: &Bound<'py, PyType>,
+    base: crate::known_types::Base,
+    view: Option<View>,
+) -> PyResult<Bound<'py, PyAny>> {
+    use crate::known_types::Base;
+    use pyo3::impl_::pyclass_init::PyObjectInit;
+    let py = cls.py();
     let data = PyClassInitializer::from(CData::of_class(cls, view, true)?);
     let subtype = cls.as_type_ptr();
-    // SAFETY: `cls` derives from the Rust class whose initializer is used (checked by
-    // `derives_from`); pyo3 allocates the object with `subtype`'s allocator.
+    // SAFETY: `cls` derives from the Rust class whose initializer is used (caller's
+    // contract); pyo3 allocates the object with `subtype`'s allocator.
     let object = unsafe {
         match base {
             Base::Simple => data.add_subclass(SimpleCData).into_new_object(py, subtype),
@@ -498,7 +581,8 @@ pub fn new_instance<'py>(
             Base::Pointer => {
                 data.add_subclass(crate::pointer::Pointer).into_new_object(py, subtype)
             }
-            _ => data.into_new_object(py, subtype),
+            Base::Data => data.into_new_object(py, subtype),
+            Base::FunctionPointer => unreachable!("function pointers have their own __new__"),
         }
     }?;
     // SAFETY: a new reference to the object just made.

@@ -12,6 +12,7 @@ use rawffi::memory::{read_uint, write_uint};
 use crate::cdata::{at_address, class_attr, keep_ref, CData};
 use crate::convert::{load, store, wide_str_from_ptr, KeepAlive};
 use crate::ctype::{CType, Code, Shape};
+use crate::scalar::FastScalar;
 
 /// What reading the field gives Python.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub struct CField {
     ctype: Py<CType>,
     bits: Option<(BitField, usize)>,
     access: Access,
+    /// Plain values of a kind `scalar.rs` reads and writes directly (slots.rs).
+    fast: Option<FastScalar>,
 }
 
 impl Access {
@@ -209,9 +212,9 @@ pub struct Elements<'py> {
 #[pyclass(frozen, module = "jitctypes._rawffi")]
 pub struct ElementInfo {
     element_type: Py<PyType>,
-    element_ctype: Py<CType>,
-    access: Access,
-    len: usize,
+    pub(crate) element_ctype: Py<CType>,
+    pub(crate) access: Access,
+    pub(crate) len: usize,
 }
 
 #[pymethods]
@@ -328,6 +331,11 @@ impl CField {
         field.member(py).write(parent, address, value)
     }
 
+    /// The fast kind and offset of the field, if its values are plain fast scalars.
+    pub fn fast(&self) -> Option<(FastScalar, usize)> {
+        self.fast.map(|scalar| (scalar, self.offset))
+    }
+
     fn member<'a, 'py>(&'a self, py: Python<'py>) -> Member<'a, 'py> {
         Member {
             member_type: self.field_type.bind(py),
@@ -366,6 +374,9 @@ impl CField {
             Some((bits, _)) => ((bits.width as usize) << 16) | bits.shift as usize,
             None => ctype.get().size,
         };
+        let fast = (access == Access::Value && bits.is_none())
+            .then(|| FastScalar::of(ctype.get()))
+            .flatten();
         Ok(CField {
             offset,
             size,
@@ -374,6 +385,7 @@ impl CField {
             ctype: ctype.unbind(),
             bits,
             access,
+            fast,
         })
     }
 

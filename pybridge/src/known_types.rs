@@ -62,6 +62,15 @@ pub fn as_cdata<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> Option<&'a Bound<'py, CD
     }
 }
 
+/// True if `obj` is a ctypes instance.
+///
+/// # Safety
+/// `obj` is a live object.
+pub unsafe fn is_cdata(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: caller's contract; a live type object.
+    unsafe { ffi::PyObject_TypeCheck(obj, CDATA.load(Ordering::Relaxed)) != 0 }
+}
+
 /// `obj` as an `ElementInfo` (a final class).
 pub fn as_element_info<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> Option<&'a Bound<'py, ElementInfo>> {
     // SAFETY: as for `as_ctype`.

@@ -34,6 +34,7 @@ mod library;
 mod memory;
 mod param;
 mod pointer;
+mod scalar;
 mod slots;
 
 use pyo3::prelude::*;
@@ -96,6 +97,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<cdata::SimpleCData>()?;
     param::register(module)?;
     known_types::record(module.py());
+    cdata::measure_cdata_offset(module.py())?;
     slots::install_slots(module.py())?;
     funcptr::register(module)?;
     helpers::register(module)?;

@@ -17,20 +17,58 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyTuple, PyType};
+use pyo3::Borrowed;
 
 use crate::array::Array;
-use crate::cdata::SimpleCData;
+use crate::cdata::{cdata_unchecked, SimpleCData};
 use crate::field::CField;
 use crate::known_types::{derives_from, Base};
+use crate::scalar::FastScalar;
 
 /// A Rust class whose `__init__` the C `tp_init` runs.
 trait Initialise: pyo3::PyClass {
     fn init_with(slf: &Bound<'_, Self>, args: &Bound<'_, PyTuple>) -> PyResult<()>;
+
+    /// Initialises `slf` without Rust objects or pyo3's entry bookkeeping if the
+    /// arguments allow (`c_int()`, `c_int(5)`); false: `init_with` must run.
+    ///
+    /// # Safety
+    /// The GIL is held; `slf` is a new instance of a class deriving from `Self`; `args`
+    /// a tuple and `kwargs` null or a dict.
+    unsafe fn init_directly(
+        _slf: *mut ffi::PyObject,
+        _args: *mut ffi::PyObject,
+        _kwargs: *mut ffi::PyObject,
+    ) -> bool {
+        false
+    }
 }
 
 impl Initialise for SimpleCData {
     fn init_with(slf: &Bound<'_, Self>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
         SimpleCData::init_with(slf, args)
+    }
+
+    unsafe fn init_directly(
+        slf: *mut ffi::PyObject,
+        args: *mut ffi::PyObject,
+        kwargs: *mut ffi::PyObject,
+    ) -> bool {
+        // SAFETY: caller's contract.
+        unsafe {
+            if !kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0 {
+                return false;
+            }
+            match ffi::PyTuple_GET_SIZE(args) {
+                0 => true, // the memory is zeroed already
+                1 => {
+                    let data = cdata_unchecked(slf);
+                    let value = ffi::PyTuple_GET_ITEM(args, 0);
+                    data.fast().scalar.is_some_and(|scalar| scalar.write(data.address(), value))
+                }
+                _ => false,
+            }
+        }
     }
 }
 
@@ -46,9 +84,14 @@ unsafe extern "C" fn fast_init<T: Initialise>(
     args: *mut ffi::PyObject,
     kwargs: *mut ffi::PyObject,
 ) -> c_int {
-    // pyo3's entry trampoline for three-pointer slots (GIL bookkeeping, errors, panics).
     // SAFETY: CPython calls tp_init with the GIL held and a new instance of the class.
-    unsafe { pyo3::impl_::trampoline::setattrofunc(slf, args, kwargs, fast_init_body::<T>) }
+    unsafe {
+        if T::init_directly(slf, args, kwargs) {
+            return 0;
+        }
+        // pyo3's entry trampoline for three-pointer slots (GIL bookkeeping, errors, panics).
+        pyo3::impl_::trampoline::setattrofunc(slf, args, kwargs, fast_init_body::<T>)
+    }
 }
 
 unsafe fn fast_init_body<T: Initialise>(
@@ -114,7 +157,14 @@ unsafe extern "C" fn array_assign(
     value: *mut ffi::PyObject,
 ) -> c_int {
     // SAFETY: CPython calls the slot with the GIL held, on an array instance.
-    unsafe { pyo3::impl_::trampoline::setattrofunc(slf, key, value, array_assign_body) }
+    unsafe {
+        if let Some((scalar, address)) = fast_element(slf, key) {
+            if !value.is_null() && scalar.write(address, value) {
+                return 0;
+            }
+        }
+        pyo3::impl_::trampoline::setattrofunc(slf, key, value, array_assign_body)
+    }
 }
 
 unsafe fn array_assign_body(
@@ -136,6 +186,58 @@ unsafe fn array_assign_body(
     };
     Array::set_item(&array, &key, &value)?;
     Ok(0)
+}
+
+/// The fast kind and offset of the field `slf` if it has one and `obj` is a ctypes
+/// instance (a descriptor may be called on anything: `S.x.__get__(other)`).
+///
+/// # Safety
+/// The GIL is held; `slf` is a `CField`; `obj` is null or a live object.
+unsafe fn fast_field(
+    slf: *mut ffi::PyObject,
+    obj: *mut ffi::PyObject,
+) -> Option<(FastScalar, usize)> {
+    if obj.is_null() {
+        return None;
+    }
+    // SAFETY: caller's contract; `CField` is frozen, so reading it needs no borrow.
+    let fast = unsafe {
+        let py = Python::assume_gil_acquired();
+        Borrowed::from_ptr(py, slf).downcast_unchecked::<CField>().get().fast()?
+    };
+    // SAFETY: caller's contract.
+    unsafe { crate::known_types::is_cdata(obj) }.then_some(fast)
+}
+
+/// The fast kind and address of element `key` of the array `slf`, if its elements have
+/// one and `key` is an exact int in range (anything else: the generic path raises).
+///
+/// # Safety
+/// The GIL is held; `slf` is an array instance; `key` is a live object.
+unsafe fn fast_element(
+    slf: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+) -> Option<(FastScalar, usize)> {
+    // SAFETY: caller's contract.
+    unsafe {
+        if ffi::Py_TYPE(key) != std::ptr::addr_of_mut!(ffi::PyLong_Type) {
+            return None;
+        }
+        let data = cdata_unchecked(slf);
+        let access = data.fast();
+        let scalar = access.scalar?;
+        let index = ffi::PyLong_AsSsize_t(key);
+        if index == -1 && !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear(); // the generic path raises it
+            return None;
+        }
+        let length = access.length as isize;
+        let resolved = if index < 0 { index + length } else { index };
+        if !(0..length).contains(&resolved) {
+            return None;
+        }
+        Some((scalar, data.address() + resolved as usize * scalar.size()))
+    }
 }
 
 /// Runs `body` for a read-only C slot without pyo3's entry bookkeeping (a thread-local
@@ -170,6 +272,9 @@ unsafe extern "C" fn field_get(
     // SAFETY: CPython calls the slot with the GIL held, on a `CField` (a final class: the
     // slot is installed on it only); `obj` may be NULL (read from the class).
     unsafe {
+        if let Some((scalar, offset)) = fast_field(slf, obj) {
+            return scalar.read(cdata_unchecked(obj).address() + offset);
+        }
         read_slot(|py| {
             let field = Bound::from_borrowed_ptr(py, slf).downcast_into_unchecked::<CField>();
             let obj = Bound::from_borrowed_ptr_or_opt(py, obj);
@@ -186,6 +291,9 @@ unsafe extern "C" fn array_subscript(
     // SAFETY: CPython calls the slot with the GIL held, on an instance of a class
     // deriving from `Array` (the slot is inherited from it only).
     unsafe {
+        if let Some((scalar, address)) = fast_element(slf, key) {
+            return scalar.read(address);
+        }
         read_slot(|py| {
             let array = Bound::from_borrowed_ptr(py, slf).downcast_into_unchecked::<Array>();
             Array::get_item(&array, &Bound::from_borrowed_ptr(py, key))
@@ -200,7 +308,14 @@ unsafe extern "C" fn field_set(
     value: *mut ffi::PyObject,
 ) -> c_int {
     // SAFETY: as for `field_get`.
-    unsafe { pyo3::impl_::trampoline::setattrofunc(slf, obj, value, field_set_body) }
+    unsafe {
+        if let Some((scalar, offset)) = fast_field(slf, obj) {
+            if !value.is_null() && scalar.write(cdata_unchecked(obj).address() + offset, value) {
+                return 0;
+            }
+        }
+        pyo3::impl_::trampoline::setattrofunc(slf, obj, value, field_set_body)
+    }
 }
 
 unsafe fn field_set_body(
@@ -231,6 +346,10 @@ unsafe extern "C" fn simple_value_get(
 ) -> *mut ffi::PyObject {
     // SAFETY: CPython's getset descriptor checked that `obj` is a `_SimpleCData`.
     unsafe {
+        let data = cdata_unchecked(obj);
+        if let Some(scalar) = data.fast().scalar {
+            return scalar.read(data.address());
+        }
         read_slot(|py| {
             let value = Bound::from_borrowed_ptr(py, obj).downcast_into_unchecked::<SimpleCData>();
             SimpleCData::value(&value)
@@ -246,6 +365,12 @@ unsafe extern "C" fn simple_value_set(
 ) -> c_int {
     // SAFETY: as for the getter; pyo3's three-pointer trampoline carries the closure.
     unsafe {
+        let data = cdata_unchecked(obj);
+        if let Some(scalar) = data.fast().scalar {
+            if !value.is_null() && scalar.write(data.address(), value) {
+                return 0;
+            }
+        }
         pyo3::impl_::trampoline::setattrofunc(obj, value, closure.cast(), simple_value_set_body)
     }
 }
@@ -293,10 +418,56 @@ fn install_value_descriptor(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
+/// pyo3's `tp_new` of `_SimpleCData` and `Array`, which `fast_new` leaves keyword calls to.
+static GENERIC_NEW: std::sync::OnceLock<[ffi::newfunc; 2]> = std::sync::OnceLock::new();
+
+/// `tp_new` of simple and array types: `c_int(5)` and `(c_int * 3)()` make the object
+/// directly (`cdata::new_instance`), without pyo3's argument parsing (which copies the
+/// argument tuple) or its entry bookkeeping. Keyword calls go to pyo3's `tp_new`.
+unsafe extern "C" fn fast_new<const BASE: usize>(
+    subtype: *mut ffi::PyTypeObject,
+    args: *mut ffi::PyObject,
+    kwargs: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls tp_new with the GIL held, a type deriving from the Rust class
+    // the slot was installed on, a tuple and null or a dict.
+    unsafe {
+        if !kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0 {
+            let generic = GENERIC_NEW.get().expect("set with the slot")[BASE];
+            return generic(subtype, args, kwargs);
+        }
+        read_slot(|py| {
+            let cls = Borrowed::from_ptr(py, subtype.cast());
+            let base = if BASE == 0 { Base::Simple } else { Base::Array };
+            let cls = cls.downcast_unchecked::<PyType>();
+            Ok(crate::cdata::new_instance_of(cls, base, None)?.unbind())
+        })
+    }
+}
+
+/// Installs `fast_new` on `_SimpleCData` and `Array` (before any subclass inherits
+/// `tp_new`; a class defining `__new__` gets CPython's own slot instead).
+fn install_fast_new(py: Python<'_>) {
+    use pyo3::PyTypeInfo;
+    let bases = [SimpleCData::type_object_raw(py), Array::type_object_raw(py)];
+    // SAFETY: our own heap types, before any subclass exists; pyo3 gave both a `tp_new`.
+    unsafe {
+        let generic = bases.map(|base| (*base).tp_new.expect("pyo3 classes with #[new]"));
+        let _ = GENERIC_NEW.set(generic);
+        (*bases[0]).tp_new = Some(fast_new::<0>);
+        (*bases[1]).tp_new = Some(fast_new::<1>);
+        for base in bases {
+            ffi::PyType_Modified(base);
+        }
+    }
+}
+
 /// Installs the C slots on `CField` and `Array` (at module initialisation, before any
-/// subclass copies them) and the `value` descriptor of `_SimpleCData`.
+/// subclass copies them), `tp_new` of simple and array types and the `value` descriptor
+/// of `_SimpleCData`.
 pub fn install_slots(py: Python<'_>) -> PyResult<()> {
     install_value_descriptor(py)?;
+    install_fast_new(py);
     use pyo3::PyTypeInfo;
     let field_type = CField::type_object_raw(py);
     let array_type = Array::type_object_raw(py);
