@@ -16,6 +16,7 @@ use rawffi::callback::Callback as RawCallback;
 use crate::convert::{load, store, KeepAlive};
 use crate::ctype::{CType, Code, Shape};
 use crate::function::build_signature;
+use crate::scalar::FastScalar;
 
 #[pyclass(frozen, module = "jitctypes._rawffi")]
 pub struct Callback {
@@ -38,7 +39,14 @@ struct Target {
     use_errno: bool,
     restype: Option<Py<CType>>,
     ret_size: usize,
+    /// Per argument, its kind if it becomes a plain value `scalar.rs` boxes directly.
+    arg_scalars: Vec<Option<FastScalar>>,
+    /// The result's kind if `scalar.rs` stores it directly (for exact int/float results).
+    ret_scalar: Option<FastScalar>,
 }
+
+/// Most arguments whose objects live in a stack array during the call (more: a vector).
+const STACK_ARGS: usize = 8;
 
 impl Target {
     /// Runs the callable for one C call. Never fails: errors become unraisable.
@@ -57,14 +65,21 @@ impl Target {
             std::mem::forget(self);
             return;
         }
-        // The GIL is taken with the C API, and pyo3 is told through its own entry
-        // trampoline (the one its generated methods use), not `with_gil`: the thread that
-        // made the C call may have released the GIL without telling pyo3 (the fast call
-        // path does), and `with_gil` would then believe it still held. The trampoline
-        // takes plain pointers: the target, the C arguments and the return buffer travel
-        // in its argument slots.
+        // The GIL is taken with the C API, not `with_gil`: the thread that made the C call
+        // may have released the GIL without telling pyo3 (the fast call path does), and
+        // `with_gil` would then believe it still held.
         // SAFETY: the interpreter is initialized; paired with the release below.
         let gil = unsafe { pyo3::ffi::PyGILState_Ensure() };
+        // SAFETY: the GIL is held; the pointers are the closure's, valid for this call.
+        if unsafe { self.run_directly(args, ret) } {
+            drop(self);
+            // SAFETY: paired with the `PyGILState_Ensure` above.
+            unsafe { pyo3::ffi::PyGILState_Release(gil) };
+            return;
+        }
+        // Everything else runs under pyo3's entry trampoline (the one its generated
+        // methods use), which tells pyo3 the GIL is held. It takes plain pointers: the
+        // target, the C arguments and the return buffer travel in its argument slots.
         // SAFETY: the GIL is held; the pointers are valid for this call.
         let status = unsafe {
             pyo3::impl_::trampoline::fastcall_with_keywords(
@@ -84,6 +99,93 @@ impl Target {
         drop(self);
         // SAFETY: paired with the `PyGILState_Ensure` above.
         unsafe { pyo3::ffi::PyGILState_Release(gil) };
+    }
+
+    /// One invocation without pyo3's entry bookkeeping, for callbacks whose arguments are
+    /// all plain scalars (`scalar.rs`) and whose callable returns an exact int or float
+    /// for a scalar result (or anything, for `void`): the C values are boxed directly and
+    /// the callable is called with vectorcall (no argument tuple). Returns false, having
+    /// done nothing visible, when the general `run` must do the invocation; an exception
+    /// raised by the callable is reported here, as `run` reports it.
+    ///
+    /// # Safety
+    /// The GIL is held; `args` and `ret` are the closure's.
+    unsafe fn run_directly(&self, args: *const *const c_void, ret: *mut c_void) -> bool {
+        use pyo3::ffi;
+        let count = self.arg_scalars.len();
+        let void_result = self.restype.is_none();
+        if count > STACK_ARGS || self.use_errno || !(void_result || self.ret_scalar.is_some()) {
+            return false;
+        }
+        let mut objects = [std::ptr::null_mut::<ffi::PyObject>(); STACK_ARGS];
+        // Nothing may unwind through C: a panic here becomes "take the general path",
+        // which is only possible before the callable runs.
+        let boxed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for (index, scalar) in self.arg_scalars.iter().enumerate() {
+                let Some(scalar) = scalar else { return false };
+                // SAFETY: libffi passes one pointer per declared argument, each to a value
+                // of its type.
+                let object = unsafe { scalar.read(*args.add(index) as usize) };
+                if object.is_null() {
+                    return false;
+                }
+                objects[index] = object;
+            }
+            true
+        }));
+        let release = |objects: &[*mut ffi::PyObject]| {
+            for &object in objects.iter().filter(|object| !object.is_null()) {
+                // SAFETY: new references made above.
+                unsafe { ffi::Py_DECREF(object) };
+            }
+        };
+        if !matches!(boxed, Ok(true)) {
+            release(&objects[..count]);
+            // SAFETY: the GIL is held; a failed boxing left an error the general path
+            // will meet again.
+            unsafe { ffi::PyErr_Clear() };
+            return false;
+        }
+        if !void_result {
+            // SAFETY: libffi's return buffer holds the return type (8 bytes at least).
+            unsafe { std::ptr::write_bytes(ret.cast::<u8>(), 0, self.ret_size) };
+        }
+        // SAFETY: the callable is alive (this target holds it); `objects` holds `count`
+        // new references.
+        let result = unsafe {
+            ffi::PyObject_Vectorcall(
+                self.callable.as_ptr(),
+                objects.as_ptr(),
+                count,
+                std::ptr::null_mut(),
+            )
+        };
+        release(&objects[..count]);
+        if result.is_null() {
+            // SAFETY: the GIL is held; the callable raised.
+            let py = unsafe { Python::assume_gil_acquired() };
+            let error = PyErr::fetch(py);
+            write_unraisable(py, error, self.callable.bind(py), "calling");
+            return true;
+        }
+        let stored = match self.ret_scalar {
+            // SAFETY: the return buffer holds a value of the result type; `result` is live.
+            Some(scalar) if !void_result => unsafe { scalar.write(ret as usize, result) },
+            _ => true,
+        };
+        if stored {
+            // SAFETY: the new reference the call returned.
+            unsafe { ffi::Py_DECREF(result) };
+            return true;
+        }
+        // A result of another type: converted (and refused) by the general rules.
+        // SAFETY: the GIL is held; `result` is a new reference, owned from here.
+        let py = unsafe { Python::assume_gil_acquired() };
+        let result = unsafe { Bound::from_owned_ptr(py, result) };
+        if let Err(error) = self.store_result(py, &result, ret) {
+            write_unraisable(py, error, self.callable.bind(py), "converting result of");
+        }
+        true
     }
 
     /// One invocation with the GIL held.
@@ -215,7 +317,7 @@ impl Callback {
             })
             .collect::<PyResult<_>>()?;
         let signature = build_signature(&passed, restype.as_ref(), None)?;
-        let arg_classes = match arg_classes {
+        let arg_classes: Vec<Option<Py<PyType>>> = match arg_classes {
             Some(classes) if classes.len() == argtypes.len() => {
                 classes.into_iter().map(|class| class.map(Bound::unbind)).collect()
             }
@@ -226,7 +328,15 @@ impl Callback {
             }
             None => argtypes.iter().map(|_| None).collect(),
         };
+        let arg_scalars: Vec<Option<FastScalar>> = argtypes
+            .iter()
+            .zip(arg_classes.iter())
+            .map(|(ctype, class)| class.is_none().then(|| FastScalar::of(ctype.get())).flatten())
+            .collect();
+        let ret_scalar = restype.as_ref().and_then(|restype| FastScalar::of(restype.get()));
         let target = Arc::new(Target {
+            arg_scalars,
+            ret_scalar,
             callable: callable.clone().unbind(),
             arg_classes,
             use_errno,
