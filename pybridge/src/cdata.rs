@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
-use pyo3::{intern, PyClassInitializer};
+use pyo3::{intern, Borrowed, PyClassInitializer};
 use rawffi::memory::RawBuffer;
 
 use crate::convert::{load, store, KeepAlive};
@@ -707,6 +707,75 @@ pub fn byref(obj: &Bound<'_, PyAny>, offset: isize) -> PyResult<CArgObject> {
     })?;
     let address = cdata.borrow().address().wrapping_add_signed(offset);
     Ok(CArgObject::pointer_into(obj.clone().unbind(), address))
+}
+
+/// The direct forms of `byref(x)`, `addressof(x)` and `sizeof(x)` (fastfn.rs).
+pub fn install_direct_functions(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    crate::fastfn::install(module, c"byref", byref_direct)?;
+    crate::fastfn::install(module, c"addressof", addressof_direct)?;
+    crate::fastfn::install(module, c"sizeof", sizeof_direct)
+}
+
+/// `byref(instance)`.
+///
+/// # Safety
+/// See `fastfn::DirectBody`.
+unsafe fn byref_direct(
+    py: Python<'_>,
+    obj: *mut pyo3::ffi::PyObject,
+) -> Option<*mut pyo3::ffi::PyObject> {
+    use pyo3::impl_::pyclass_init::PyObjectInit;
+    // SAFETY: caller's contract; `obj` is checked to be a ctypes instance first.
+    unsafe {
+        if !crate::known_types::is_cdata(obj) {
+            return None;
+        }
+        let address = cdata_unchecked(obj).address();
+        let argument = CArgObject::pointer_into(PyObject::from_borrowed_ptr(py, obj), address);
+        let made =
+            PyClassInitializer::from(argument).into_new_object(py, crate::known_types::carg_type());
+        Some(made.unwrap_or_else(|error| {
+            error.restore(py);
+            std::ptr::null_mut()
+        }))
+    }
+}
+
+/// `addressof(instance)`.
+///
+/// # Safety
+/// See `fastfn::DirectBody`.
+unsafe fn addressof_direct(
+    _py: Python<'_>,
+    obj: *mut pyo3::ffi::PyObject,
+) -> Option<*mut pyo3::ffi::PyObject> {
+    // SAFETY: caller's contract; `obj` is checked to be a ctypes instance first.
+    unsafe {
+        crate::known_types::is_cdata(obj)
+            .then(|| crate::fastfn::size_object(cdata_unchecked(obj).address()))
+    }
+}
+
+/// `sizeof(instance)` and `sizeof(ctypes class)`.
+///
+/// # Safety
+/// See `fastfn::DirectBody`.
+unsafe fn sizeof_direct(
+    py: Python<'_>,
+    obj: *mut pyo3::ffi::PyObject,
+) -> Option<*mut pyo3::ffi::PyObject> {
+    // SAFETY: caller's contract; each branch checks what `obj` is first.
+    unsafe {
+        if crate::known_types::is_cdata(obj) {
+            return Some(crate::fastfn::size_object(cdata_unchecked(obj).size));
+        }
+        if pyo3::ffi::PyType_Check(obj) == 0 {
+            return None;
+        }
+        let cls = Borrowed::from_ptr(py, obj);
+        let ctype = class_ctype(cls.downcast_unchecked::<PyType>()).ok()?;
+        Some(crate::fastfn::size_object(ctype.get().size))
+    }
 }
 
 /// `sizeof(type_or_instance)`.

@@ -35,6 +35,11 @@ pub fn record(py: Python<'_>) {
     FUNCTION_POINTER.store(crate::funcptr::CFuncPtr::type_object_raw(py), Ordering::Relaxed);
 }
 
+/// The type object of `CArgObject` (`byref()` results).
+pub fn carg_type() -> *mut ffi::PyTypeObject {
+    CARG.load(Ordering::Relaxed)
+}
+
 /// `obj` as a `CType` (a final class: an exact type check suffices).
 pub fn as_ctype<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> Option<&'a Bound<'py, CType>> {
     // SAFETY: reading the type of a live object; the downcast is to its exact class.

@@ -24,6 +24,7 @@ mod ctype;
 mod entry;
 mod errors;
 mod fastcall;
+mod fastfn;
 mod field;
 mod funcptr;
 mod function;
@@ -103,6 +104,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     helpers::register(module)?;
     module.add_function(wrap_pyfunction!(cdata::resize, module)?)?;
     module.add_function(wrap_pyfunction!(slots::enable_fast_init, module)?)?;
+    module.add_function(wrap_pyfunction!(slots::init_fields, module)?)?;
     module.add_function(wrap_pyfunction!(slots::enable_fast_getitem, module)?)?;
     module.add_class::<field::CField>()?;
     module.add_class::<array::Array>()?;
@@ -117,6 +119,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(cdata::addressof, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::byref, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::sizeof, module)?)?;
+    cdata::install_direct_functions(module)?;
     module.add_function(wrap_pyfunction!(cdata::alignment, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::is_simple_type_code, module)?)?;
     module.add_function(wrap_pyfunction!(layout::layout, module)?)?;

@@ -15,19 +15,24 @@ use std::os::raw::c_int;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyTuple, PyType};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use pyo3::Borrowed;
 
 use crate::array::Array;
-use crate::cdata::{cdata_unchecked, SimpleCData};
+use crate::cdata::{cdata_unchecked, CData, SimpleCData};
 use crate::field::CField;
 use crate::known_types::{derives_from, Base};
 use crate::scalar::FastScalar;
 
 /// A Rust class whose `__init__` the C `tp_init` runs.
 trait Initialise: pyo3::PyClass {
-    fn init_with(slf: &Bound<'_, Self>, args: &Bound<'_, PyTuple>) -> PyResult<()>;
+    fn init_with(
+        slf: &Bound<'_, Self>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()>;
 
     /// Initialises `slf` without Rust objects or pyo3's entry bookkeeping if the
     /// arguments allow (`c_int()`, `c_int(5)`); false: `init_with` must run.
@@ -44,8 +49,13 @@ trait Initialise: pyo3::PyClass {
     }
 }
 
+// Stock's simple and array initialisers ignore keyword arguments.
 impl Initialise for SimpleCData {
-    fn init_with(slf: &Bound<'_, Self>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    fn init_with(
+        slf: &Bound<'_, Self>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
         SimpleCData::init_with(slf, args)
     }
 
@@ -73,9 +83,77 @@ impl Initialise for SimpleCData {
 }
 
 impl Initialise for Array {
-    fn init_with(slf: &Bound<'_, Self>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    fn init_with(
+        slf: &Bound<'_, Self>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
         Array::init_with(slf, args)
     }
+}
+
+/// Structures and unions.
+impl Initialise for CData {
+    fn init_with(
+        slf: &Bound<'_, Self>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        init_fields(slf.as_any(), args, kwargs)
+    }
+}
+
+/// `Structure.__init__(*args, **kwargs)`: positional values for the fields in order
+/// (`_jitctypes_field_names_`, base classes' fields first), keyword values by name, each
+/// assigned as an attribute; the class's `_fields_` can no longer change afterwards.
+#[pyfunction]
+#[pyo3(signature = (obj, args, kwargs = None))]
+pub fn init_fields(
+    obj: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<()> {
+    let py = obj.py();
+    let cls = obj.get_type();
+    mark_final(&cls)?;
+    let names = match crate::cdata::class_attr(&cls, intern!(py, "_jitctypes_field_names_")) {
+        Some(names) => names.downcast_into::<PyTuple>()?,
+        None => PyTuple::empty(py),
+    };
+    if args.len() > names.len() {
+        return Err(PyTypeError::new_err("too many initializers"));
+    }
+    for (name, value) in names.iter().zip(args.iter()) {
+        obj.setattr(name.downcast_into::<PyString>()?, value)?;
+    }
+    let Some(kwargs) = kwargs else { return Ok(()) };
+    for (name, value) in kwargs.iter() {
+        for positional in names.iter().take(args.len()) {
+            if positional.eq(&name)? {
+                let shown = name.repr()?;
+                return Err(PyTypeError::new_err(format!("duplicate values for field {shown}")));
+            }
+        }
+        obj.setattr(name.downcast_into::<PyString>()?, value)?;
+    }
+    Ok(())
+}
+
+/// Records on `cls` that it has instances (`_fields_` is final from then on), bypassing
+/// the metaclass's `__setattr__` as `type.__setattr__` does.
+fn mark_final(cls: &Bound<'_, PyType>) -> PyResult<()> {
+    let py = cls.py();
+    let name = intern!(py, "_jitctypes_final_");
+    // SAFETY: a live type object; its own dict is read without running Python code.
+    let marked = unsafe {
+        let dict = (*cls.as_type_ptr()).tp_dict;
+        !dict.is_null() && !ffi::PyDict_GetItemWithError(dict, name.as_ptr()).is_null()
+    };
+    if marked {
+        return Ok(());
+    }
+    py.get_type::<PyType>().call_method1(intern!(py, "__setattr__"), (cls, name, true))?;
+    Ok(())
 }
 
 /// `tp_init` of the classes derived from `T`: `c_int(5)`, `(c_int * 3)(1, 2)`.
@@ -98,17 +176,19 @@ unsafe fn fast_init_body<T: Initialise>(
     py: Python<'_>,
     slf: *mut ffi::PyObject,
     args: *mut ffi::PyObject,
-    _kwargs: *mut ffi::PyObject,
+    kwargs: *mut ffi::PyObject,
 ) -> PyResult<c_int> {
     // SAFETY: tp_init of a class derived from `T` (checked when installed); `args` is a
-    // tuple.
-    let (slf, args) = unsafe {
+    // tuple, `kwargs` null or a dict.
+    let (slf, args, kwargs) = unsafe {
         (
             Bound::from_borrowed_ptr(py, slf).downcast_into_unchecked::<T>(),
             Bound::from_borrowed_ptr(py, args).downcast_into_unchecked::<PyTuple>(),
+            Bound::from_borrowed_ptr_or_opt(py, kwargs)
+                .map(|kwargs| kwargs.downcast_into_unchecked::<PyDict>()),
         )
     };
-    T::init_with(&slf, &args)?;
+    T::init_with(&slf, &args, kwargs.as_ref())?;
     Ok(0)
 }
 
@@ -119,7 +199,12 @@ pub fn enable_fast_init(cls: &Bound<'_, PyType>) -> PyResult<()> {
     let init: ffi::initproc = match derives_from(cls) {
         Base::Simple => fast_init::<SimpleCData>,
         Base::Array => fast_init::<Array>,
-        _ => return Err(PyTypeError::new_err("only simple and array types have a fast __init__")),
+        Base::Data => fast_init::<CData>,
+        _ => {
+            return Err(PyTypeError::new_err(
+                "only simple, array, structure and union types have a fast __init__",
+            ))
+        }
     };
     // SAFETY: a heap type whose instances are laid out by the Rust class the initialiser
     // expects; CPython reads the slot at each instantiation.
@@ -419,7 +504,7 @@ fn install_value_descriptor(py: Python<'_>) -> PyResult<()> {
 }
 
 /// pyo3's `tp_new` of `_SimpleCData` and `Array`, which `fast_new` leaves keyword calls to.
-static GENERIC_NEW: std::sync::OnceLock<[ffi::newfunc; 2]> = std::sync::OnceLock::new();
+static GENERIC_NEW: std::sync::OnceLock<[ffi::newfunc; 3]> = std::sync::OnceLock::new();
 
 /// `tp_new` of simple and array types: `c_int(5)` and `(c_int * 3)()` make the object
 /// directly (`cdata::new_instance`), without pyo3's argument parsing (which copies the
@@ -438,7 +523,7 @@ unsafe extern "C" fn fast_new<const BASE: usize>(
         }
         read_slot(|py| {
             let cls = Borrowed::from_ptr(py, subtype.cast());
-            let base = if BASE == 0 { Base::Simple } else { Base::Array };
+            let base = [Base::Simple, Base::Array, Base::Data][BASE];
             let cls = cls.downcast_unchecked::<PyType>();
             Ok(crate::cdata::new_instance_of(cls, base, None)?.unbind())
         })
@@ -449,13 +534,15 @@ unsafe extern "C" fn fast_new<const BASE: usize>(
 /// `tp_new`; a class defining `__new__` gets CPython's own slot instead).
 fn install_fast_new(py: Python<'_>) {
     use pyo3::PyTypeInfo;
-    let bases = [SimpleCData::type_object_raw(py), Array::type_object_raw(py)];
-    // SAFETY: our own heap types, before any subclass exists; pyo3 gave both a `tp_new`.
+    let bases =
+        [SimpleCData::type_object_raw(py), Array::type_object_raw(py), CData::type_object_raw(py)];
+    // SAFETY: our own heap types, before any subclass exists; pyo3 gave each a `tp_new`.
     unsafe {
         let generic = bases.map(|base| (*base).tp_new.expect("pyo3 classes with #[new]"));
         let _ = GENERIC_NEW.set(generic);
         (*bases[0]).tp_new = Some(fast_new::<0>);
         (*bases[1]).tp_new = Some(fast_new::<1>);
+        (*bases[2]).tp_new = Some(fast_new::<2>);
         for base in bases {
             ffi::PyType_Modified(base);
         }

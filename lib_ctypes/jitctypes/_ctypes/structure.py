@@ -4,7 +4,7 @@ per field) and the instance initialiser."""
 
 from jitctypes import _rawffi
 from jitctypes._ctypes import pep3118
-from jitctypes._ctypes.basics import _CDataType
+from jitctypes._ctypes.basics import _CDataType, overrides
 
 _INTEGER_CODES = frozenset("bBhHiIlLqQ?")
 
@@ -64,6 +64,9 @@ class _AggregateType(_CDataType):
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         if namespace.get("_jitctypes_abstract_root_"):
             return cls  # Structure and Union themselves
+        root = _aggregate_root(cls)
+        if root is not None and not overrides(cls, root, "__init__"):
+            _rawffi.enable_fast_init(cls)  # Structure.__init__ in C
         if "_abstract_" in namespace:
             # Stock gives such a class no storage: instances are refused ("abstract class").
             type.__setattr__(cls, "__ctype__", None)
@@ -197,19 +200,11 @@ class UnionType(_AggregateType):
     _kind = "union"
 
 
-def _init_fields(self, args, kwargs) -> None:
-    cls = type(self)
-    if not cls.__dict__.get("_jitctypes_final_"):
-        type.__setattr__(cls, "_jitctypes_final_", True)
-    names = getattr(cls, "_jitctypes_field_names_", ())
-    if len(args) > len(names):
-        raise TypeError("too many initializers")
-    for name, value in zip(names, args, strict=False):
-        setattr(self, name, value)
-    for name, value in kwargs.items():
-        if name in names[: len(args)]:
-            raise TypeError(f"duplicate values for field {name!r}")
-        setattr(self, name, value)
+def _aggregate_root(cls) -> type | None:
+    """`Structure` or `Union`, whichever `cls` derives from (None: neither, as with a
+    class made by calling the metaclass with no bases)."""
+    roots = (klass for klass in cls.__mro__ if klass.__dict__.get("_jitctypes_abstract_root_"))
+    return next(roots, None)
 
 
 class Structure(_rawffi._CData, metaclass=PyCStructType):
@@ -222,7 +217,7 @@ class Structure(_rawffi._CData, metaclass=PyCStructType):
     from_param = classmethod(_rawffi.cdata_from_param)
 
     def __init__(self, *args, **kwargs):
-        _init_fields(self, args, kwargs)
+        _rawffi.init_fields(self, args, kwargs)
 
 
 class Union(_rawffi._CData, metaclass=UnionType):
@@ -235,4 +230,4 @@ class Union(_rawffi._CData, metaclass=UnionType):
     from_param = classmethod(_rawffi.cdata_from_param)
 
     def __init__(self, *args, **kwargs):
-        _init_fields(self, args, kwargs)
+        _rawffi.init_fields(self, args, kwargs)
