@@ -33,7 +33,7 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::FunctionBuilder;
 
 use crate::error::CallError;
-use crate::signature::Signature;
+use crate::signature::{Signature, Type};
 use crate::stub::{integer_type, StubBuilder, StubCompiler};
 use crate::sysv::{plan_call, RetPlan};
 
@@ -73,6 +73,34 @@ pub enum ArgConversion {
     /// the C value is (in `slot`, or elsewhere, e.g. a struct's own memory), or null to
     /// fall back.
     Helper,
+}
+
+impl ArgConversion {
+    /// True if the conversion makes a C value of type `ty`.
+    fn converts_to(self, ty: &Type) -> bool {
+        match self {
+            ArgConversion::Int { bytes } => {
+                let integer = matches!(
+                    ty,
+                    Type::I8
+                        | Type::U8
+                        | Type::I16
+                        | Type::U16
+                        | Type::I32
+                        | Type::U32
+                        | Type::I64
+                        | Type::U64
+                );
+                integer && ty.size() == usize::from(bytes)
+            }
+            ArgConversion::Bool => *ty == Type::Bool,
+            ArgConversion::Float { bytes: 4 } => *ty == Type::F32,
+            ArgConversion::Float { bytes: 8 } => *ty == Type::F64,
+            ArgConversion::Float { .. } => false,
+            ArgConversion::CharPointer | ArgConversion::VoidPointer => *ty == Type::Pointer,
+            ArgConversion::Helper => true,
+        }
+    }
 }
 
 /// How the C result becomes an object.
@@ -181,6 +209,14 @@ pub struct CompiledEntry {
 pub fn entry_unsupported(shape: &EntryShape) -> Option<String> {
     if shape.args.len() != shape.signature.args().len() {
         return Some("one conversion per argument is needed".into());
+    }
+    let mismatch = shape
+        .args
+        .iter()
+        .zip(shape.signature.args())
+        .position(|(conversion, ty)| !conversion.converts_to(ty));
+    if let Some(index) = mismatch {
+        return Some(format!("conversion {index} does not make its argument's type"));
     }
     match plan_call(&shape.signature) {
         Err(reason) => Some(reason.to_string()),

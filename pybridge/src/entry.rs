@@ -97,7 +97,7 @@ pub fn shape_of(plan: &FastPlan, flags: u32) -> Option<EntryShape> {
         .args()
         .iter()
         .map(|kind| match kind {
-            ArgKind::Int { size } => ArgConversion::Int { bytes: *size as u8 },
+            ArgKind::Int { size, .. } => ArgConversion::Int { bytes: *size as u8 },
             ArgKind::Bool => ArgConversion::Bool,
             ArgKind::Float { size } => ArgConversion::Float { bytes: *size as u8 },
             ArgKind::CharPointer => ArgConversion::CharPointer,

@@ -39,8 +39,10 @@ const MAX_FAST_RET_SLOTS: usize = 4;
 
 /// How one argument is converted, decided from its `argtypes` entry.
 pub(crate) enum ArgKind {
-    /// An integer type of `size` bytes: exact `int`, reduced modulo 2**(8 size).
-    Int { size: usize },
+    /// An integer type of `size` bytes: exact `int`, reduced modulo 2**(8 size). Signed
+    /// or not, it is passed extended to 64 bits as C callers extend it (clang-built
+    /// callees rely on that).
+    Int { size: usize, signed: bool },
     /// `c_bool`: exact `bool` or `int`, by truth value.
     Bool,
     /// `c_float`/`c_double`: exact `float` or `int`.
@@ -185,10 +187,16 @@ fn arg_kind(argtype: &Bound<'_, PyAny>, converter: &Bound<'_, PyAny>) -> Result<
             return Err("a byte-swapped argument type".into());
         }
         return Ok(match code {
-            Code::Byte | Code::UByte | Code::Short | Code::UShort | Code::Int | Code::UInt => {
-                ArgKind::Int { size: ctype.size }
-            }
-            Code::Long | Code::ULong | Code::LongLong | Code::ULongLong => ArgKind::Int { size: 8 },
+            Code::Byte
+            | Code::UByte
+            | Code::Short
+            | Code::UShort
+            | Code::Int
+            | Code::UInt
+            | Code::Long
+            | Code::ULong
+            | Code::LongLong
+            | Code::ULongLong => ArgKind::Int { size: ctype.size, signed: code.is_signed() },
             Code::Bool => ArgKind::Bool,
             Code::Float => ArgKind::Float { size: 4 },
             Code::Double => ArgKind::Float { size: 8 },
@@ -246,7 +254,7 @@ impl FastPlan {
                 ArgKind::Instance { cls, by_value: true } => {
                     class_ctype(cls.bind(py)).map_err(|e| e.to_string())?.get().jit.clone()
                 }
-                ArgKind::Int { size } => int_type(*size),
+                ArgKind::Int { size, signed } => crate::funcptr::integer_type(*size, *signed),
                 ArgKind::Bool => Type::Bool,
                 ArgKind::Float { size: 4 } => Type::F32,
                 ArgKind::Float { .. } => Type::F64,
@@ -348,15 +356,6 @@ impl FastPlan {
     }
 }
 
-fn int_type(size: usize) -> Type {
-    match size {
-        1 => Type::I8,
-        2 => Type::I16,
-        4 => Type::I32,
-        _ => Type::I64,
-    }
-}
-
 /// Where one converted argument's value is: in a slot, or in an object's memory.
 #[derive(Clone, Copy)]
 pub(crate) enum Value {
@@ -380,7 +379,7 @@ pub(crate) unsafe fn convert_argument(
         let is_int = arg_type == std::ptr::addr_of_mut!(ffi::PyLong_Type);
         let is_none = arg == ffi::Py_None();
         match kind {
-            ArgKind::Int { size } if is_int => {
+            ArgKind::Int { size, .. } if is_int => {
                 let bits = ffi::PyLong_AsUnsignedLongLongMask(arg);
                 slot.0[..*size].copy_from_slice(&bits.to_ne_bytes()[..*size]);
             }

@@ -221,7 +221,7 @@ impl ResultSpec {
 pub type FastCallInputs = (Arc<FastPlan>, usize, Option<PyObject>);
 
 /// The `jit::Type` of an integer of `size` bytes.
-fn integer_type(size: usize, signed: bool) -> Type {
+pub fn integer_type(size: usize, signed: bool) -> Type {
     match (size, signed) {
         (1, true) => Type::I8,
         (1, false) => Type::U8,
