@@ -89,12 +89,14 @@ pub struct FastAccess {
     pub scalar: Option<FastScalar>,
     /// Elements of an array (0 otherwise).
     pub length: usize,
+    /// A pointer: `scalar` is the kind of what it points at.
+    pub pointer: bool,
 }
 
 impl FastAccess {
     /// The fast access of instances of `cls`, whose C type is `ctype`.
     fn of_class(cls: &Bound<'_, PyType>, ctype: &CType) -> FastAccess {
-        if let Shape::Array { .. } = ctype.shape {
+        if matches!(ctype.shape, Shape::Array { .. }) || ctype.is_pointer_type {
             let Some(info) = class_attr(cls, intern!(cls.py(), "_jitctypes_elements_")) else {
                 return FastAccess::default();
             };
@@ -105,9 +107,10 @@ impl FastAccess {
             let scalar = (info.access == crate::field::Access::Value)
                 .then(|| FastScalar::of(info.element_ctype.get()))
                 .flatten();
-            return FastAccess { scalar, length: info.len };
+            let pointer = ctype.is_pointer_type;
+            return FastAccess { scalar, length: info.len, pointer };
         }
-        FastAccess { scalar: FastScalar::of(ctype), length: 0 }
+        FastAccess { scalar: FastScalar::of(ctype), length: 0, pointer: false }
     }
 }
 
@@ -230,8 +233,11 @@ impl CData {
     }
 
     /// Replaces the kept objects (`cast` shares them between source and result).
-    pub fn set_objects(&mut self, objects: Option<PyObject>) {
-        self.objects = objects;
+    /// Returns the objects replaced, for the caller to drop once its borrow is released
+    /// (dropping may run Python code).
+    #[must_use]
+    pub fn set_objects(&mut self, objects: Option<PyObject>) -> Option<PyObject> {
+        std::mem::replace(&mut self.objects, objects)
     }
 
     /// The kept objects `cast` shares with its result: a root object's are made a dict
@@ -317,17 +323,22 @@ fn keep_ref_at(target: &Bound<'_, CData>, index: isize, kept: KeepAlive) -> PyRe
     }
     let mut data = root.borrow_mut();
     if !data.keeps_many {
-        data.objects = Some(kept);
+        let replaced = data.objects.replace(kept);
+        drop(data);
+        drop(replaced); // after the borrow: dropping may run Python code
         return Ok(());
     }
-    let dict = match &data.objects {
-        Some(objects) if objects.bind(py).is_instance_of::<PyDict>() => objects.clone_ref(py),
+    let (dict, replaced) = match &data.objects {
+        Some(objects) if objects.bind(py).is_instance_of::<PyDict>() => {
+            (objects.clone_ref(py), None)
+        }
         _ => {
             let dict = PyDict::new(py).into_any().unbind();
-            data.objects = Some(dict.clone_ref(py));
-            dict
+            (dict.clone_ref(py), data.objects.replace(dict))
         }
     };
+    drop(data);
+    drop(replaced); // after the borrow, as above
     dict.bind(py).set_item(key, kept)
 }
 

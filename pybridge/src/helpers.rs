@@ -73,7 +73,8 @@ fn cast_to(
                 dict.set_item(src.as_ptr() as usize, src)?;
             }
         }
-        result_data.borrow_mut().set_objects(shared);
+        let replaced = result_data.borrow_mut().set_objects(shared);
+        drop(replaced);
     }
     let destination = result_data.borrow().address();
     // SAFETY: a pointer type's instance holds one pointer.

@@ -15,6 +15,23 @@ use crate::field::Elements;
 #[pyclass(extends = CData, subclass, module = "_ctypes", name = "_Pointer")]
 pub struct Pointer;
 
+/// True if the pointer type `cls` names its target (only then are instances made).
+pub fn is_complete(cls: &Bound<'_, PyType>) -> bool {
+    let complete = crate::cdata::class_attr(cls, intern!(cls.py(), "_jitctypes_complete_"));
+    complete.is_some_and(|flag| flag.is_truthy().unwrap_or(false))
+}
+
+impl Pointer {
+    /// What `__init__` does (also the C `tp_init` of slots.rs).
+    pub fn init_with(slf: &Bound<'_, Pointer>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        match args.len() {
+            0 => Ok(()),
+            1 => Pointer::set_contents(slf, &args.get_item(0)?),
+            n => Err(PyTypeError::new_err(format!("expected at most 1 argument, got {n}"))),
+        }
+    }
+}
+
 /// The address a pointer object holds.
 fn pointee(pointer: &Bound<'_, Pointer>) -> usize {
     let data = pointer.as_super().borrow();
@@ -39,8 +56,7 @@ impl Pointer {
         _args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyClassInitializer<Pointer>> {
-        let complete = crate::cdata::class_attr(cls, intern!(cls.py(), "_jitctypes_complete_"));
-        if !complete.map(|flag| flag.is_truthy()).transpose()?.unwrap_or(false) {
+        if !is_complete(cls) {
             return Err(PyTypeError::new_err("Cannot create instance: has no _type_"));
         }
         Ok(PyClassInitializer::from(CData::for_class(cls, kwargs)?).add_subclass(Pointer))
@@ -53,11 +69,7 @@ impl Pointer {
         args: &Bound<'_, PyTuple>,
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        match args.len() {
-            0 => Ok(()),
-            1 => Pointer::set_contents(slf, &args.get_item(0)?),
-            n => Err(PyTypeError::new_err(format!("expected at most 1 argument, got {n}"))),
-        }
+        Pointer::init_with(slf, args)
     }
 
     /// The object pointed at, as an instance of `_type_` viewing that memory.

@@ -92,6 +92,16 @@ impl Initialise for Array {
     }
 }
 
+impl Initialise for crate::pointer::Pointer {
+    fn init_with(
+        slf: &Bound<'_, Self>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        crate::pointer::Pointer::init_with(slf, args)
+    }
+}
+
 /// Structures and unions.
 impl Initialise for CData {
     fn init_with(
@@ -200,6 +210,7 @@ pub fn enable_fast_init(cls: &Bound<'_, PyType>) -> PyResult<()> {
         Base::Simple => fast_init::<SimpleCData>,
         Base::Array => fast_init::<Array>,
         Base::Data => fast_init::<CData>,
+        Base::Pointer => fast_init::<crate::pointer::Pointer>,
         _ => {
             return Err(PyTypeError::new_err(
                 "only simple, array, structure and union types have a fast __init__",
@@ -215,24 +226,97 @@ pub fn enable_fast_init(cls: &Bound<'_, PyType>) -> PyResult<()> {
     Ok(())
 }
 
-/// Points `mp_subscript` and `mp_ass_subscript` of the array type `cls` (which defines no
-/// `__getitem__`/`__setitem__` of its own) at the C element reader and writer. (CPython gives a subclass the function the base's
-/// `__getitem__` wrapper was made from, pyo3's, so each class is set here.)
+/// Points `mp_subscript` and `mp_ass_subscript` of the array or pointer type `cls` (which
+/// defines no `__getitem__`/`__setitem__` of its own) at the C element reader and writer.
+/// (CPython gives a subclass the function the base's `__getitem__` wrapper was made
+/// from, pyo3's, so each class is set here.)
 #[pyfunction]
 pub fn enable_fast_getitem(cls: &Bound<'_, PyType>) -> PyResult<()> {
-    if derives_from(cls) != Base::Array {
-        return Err(PyTypeError::new_err("only array types have a fast __getitem__"));
-    }
-    // SAFETY: a heap type laid out by `Array`; its mapping methods live in the type object.
+    let (subscript, assign): (ffi::binaryfunc, ffi::objobjargproc) = match derives_from(cls) {
+        Base::Array => (array_subscript, array_assign),
+        Base::Pointer => (pointer_subscript, pointer_assign),
+        _ => return Err(PyTypeError::new_err("only arrays and pointers have a fast __getitem__")),
+    };
+    // SAFETY: a heap type laid out by the Rust class; its mapping methods live in the type
+    // object.
     unsafe {
         let mapping = (*cls.as_type_ptr()).tp_as_mapping;
         if !mapping.is_null() {
-            (*mapping).mp_subscript = Some(array_subscript);
-            (*mapping).mp_ass_subscript = Some(array_assign);
+            (*mapping).mp_subscript = Some(subscript);
+            (*mapping).mp_ass_subscript = Some(assign);
         }
         ffi::PyType_Modified(cls.as_type_ptr());
     }
     Ok(())
+}
+
+/// pyo3's `mp_subscript` and `mp_ass_subscript` of `_Pointer`, for what the fast pointer
+/// slots leave to it.
+static POINTER_MAPPING: std::sync::OnceLock<(ffi::binaryfunc, ffi::objobjargproc)> =
+    std::sync::OnceLock::new();
+
+/// `mp_subscript` of pointers: `p[i]` of a plain scalar target read directly.
+unsafe extern "C" fn pointer_subscript(
+    slf: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls the slot with the GIL held, on a pointer instance.
+    unsafe {
+        if let Some((scalar, address)) = fast_pointee(slf, key) {
+            return scalar.read(address);
+        }
+        let (generic, _) = POINTER_MAPPING.get().expect("recorded at initialisation");
+        generic(slf, key)
+    }
+}
+
+/// `mp_ass_subscript` of pointers: `p[i] = v`.
+unsafe extern "C" fn pointer_assign(
+    slf: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+) -> c_int {
+    // SAFETY: CPython calls the slot with the GIL held, on a pointer instance.
+    unsafe {
+        if let Some((scalar, address)) = fast_pointee(slf, key) {
+            if !value.is_null() && scalar.write(address, value) {
+                return 0;
+            }
+        }
+        let (_, generic) = POINTER_MAPPING.get().expect("recorded at initialisation");
+        generic(slf, key, value)
+    }
+}
+
+/// The fast kind and address of `p[key]` if the pointer's target has one, the pointer is
+/// not NULL and `key` is an exact int (anything else: the generic slots raise).
+///
+/// # Safety
+/// The GIL is held; `slf` is a pointer instance; `key` is a live object.
+unsafe fn fast_pointee(
+    slf: *mut ffi::PyObject,
+    key: *mut ffi::PyObject,
+) -> Option<(FastScalar, usize)> {
+    // SAFETY: caller's contract; a pointer object's memory holds one pointer.
+    unsafe {
+        if ffi::Py_TYPE(key) != std::ptr::addr_of_mut!(ffi::PyLong_Type) {
+            return None;
+        }
+        let data = cdata_unchecked(slf);
+        let access = data.fast();
+        let scalar = access.scalar.filter(|_| access.pointer)?;
+        let base = (data.address() as *const usize).read_unaligned();
+        if base == 0 {
+            return None;
+        }
+        let index = ffi::PyLong_AsSsize_t(key);
+        if index == -1 && !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear(); // the generic path raises it
+            return None;
+        }
+        let offset = index.checked_mul(scalar.size() as isize)?;
+        Some((scalar, base.wrapping_add_signed(offset)))
+    }
 }
 
 /// `mp_ass_subscript` of arrays: `array[i] = v`, `array[i:j] = seq` (`del`: value NULL).
@@ -504,7 +588,7 @@ fn install_value_descriptor(py: Python<'_>) -> PyResult<()> {
 }
 
 /// pyo3's `tp_new` of `_SimpleCData` and `Array`, which `fast_new` leaves keyword calls to.
-static GENERIC_NEW: std::sync::OnceLock<[ffi::newfunc; 3]> = std::sync::OnceLock::new();
+static GENERIC_NEW: std::sync::OnceLock<[ffi::newfunc; 4]> = std::sync::OnceLock::new();
 
 /// `tp_new` of simple and array types: `c_int(5)` and `(c_int * 3)()` make the object
 /// directly (`cdata::new_instance`), without pyo3's argument parsing (which copies the
@@ -521,21 +605,44 @@ unsafe extern "C" fn fast_new<const BASE: usize>(
             let generic = GENERIC_NEW.get().expect("set with the slot")[BASE];
             return generic(subtype, args, kwargs);
         }
-        read_slot(|py| {
-            let cls = Borrowed::from_ptr(py, subtype.cast());
-            let base = [Base::Simple, Base::Array, Base::Data][BASE];
-            let cls = cls.downcast_unchecked::<PyType>();
-            Ok(crate::cdata::new_instance_of(cls, base, None)?.unbind())
+        let py = Python::assume_gil_acquired();
+        let generic = GENERIC_NEW.get().expect("set with the slot")[BASE];
+        let cls = Borrowed::from_ptr(py, subtype.cast());
+        let cls = cls.downcast_unchecked::<PyType>();
+        if BASE == 3 && !crate::pointer::is_complete(cls) {
+            return generic(subtype, args, kwargs); // it raises stock's error
+        }
+        let cls = std::panic::AssertUnwindSafe(cls);
+        read_slot(|_| {
+            let base = [Base::Simple, Base::Array, Base::Data, Base::Pointer][BASE];
+            Ok(crate::cdata::new_instance_of(&cls, base, None)?.unbind())
         })
     }
 }
 
 /// Installs `fast_new` on `_SimpleCData` and `Array` (before any subclass inherits
 /// `tp_new`; a class defining `__new__` gets CPython's own slot instead).
+fn record_pointer_mapping(py: Python<'_>) {
+    use pyo3::PyTypeInfo;
+    // SAFETY: our own heap type; pyo3 gave it both mapping slots (`__getitem__`,
+    // `__setitem__`/`__delitem__`).
+    unsafe {
+        let mapping = (*crate::pointer::Pointer::type_object_raw(py)).tp_as_mapping;
+        let slots = ((*mapping).mp_subscript, (*mapping).mp_ass_subscript);
+        if let (Some(subscript), Some(assign)) = slots {
+            let _ = POINTER_MAPPING.set((subscript, assign));
+        }
+    }
+}
+
 fn install_fast_new(py: Python<'_>) {
     use pyo3::PyTypeInfo;
-    let bases =
-        [SimpleCData::type_object_raw(py), Array::type_object_raw(py), CData::type_object_raw(py)];
+    let bases = [
+        SimpleCData::type_object_raw(py),
+        Array::type_object_raw(py),
+        CData::type_object_raw(py),
+        crate::pointer::Pointer::type_object_raw(py),
+    ];
     // SAFETY: our own heap types, before any subclass exists; pyo3 gave each a `tp_new`.
     unsafe {
         let generic = bases.map(|base| (*base).tp_new.expect("pyo3 classes with #[new]"));
@@ -543,6 +650,7 @@ fn install_fast_new(py: Python<'_>) {
         (*bases[0]).tp_new = Some(fast_new::<0>);
         (*bases[1]).tp_new = Some(fast_new::<1>);
         (*bases[2]).tp_new = Some(fast_new::<2>);
+        (*bases[3]).tp_new = Some(fast_new::<3>);
         for base in bases {
             ffi::PyType_Modified(base);
         }
@@ -555,6 +663,7 @@ fn install_fast_new(py: Python<'_>) {
 pub fn install_slots(py: Python<'_>) -> PyResult<()> {
     install_value_descriptor(py)?;
     install_fast_new(py);
+    record_pointer_mapping(py);
     use pyo3::PyTypeInfo;
     let field_type = CField::type_object_raw(py);
     let array_type = Array::type_object_raw(py);

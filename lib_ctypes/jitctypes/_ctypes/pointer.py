@@ -5,7 +5,7 @@ in Rust (``_rawffi._Pointer``)."""
 from jitctypes import _rawffi
 from jitctypes._ctypes import pep3118
 from jitctypes._ctypes.array import _has_storage
-from jitctypes._ctypes.basics import _CDataType
+from jitctypes._ctypes.basics import _CDataType, overrides
 from jitctypes._ctypes.structure import element_access
 
 # POINTER(T) → its class; incomplete types (POINTER("name")) are keyed by id(class), as
@@ -29,6 +29,11 @@ class PyCPointerType(_CDataType):
         type.__setattr__(cls, "_jitctypes_complete_", False)
         if "_type_" in namespace:
             cls._jitctypes_set_target(namespace["_type_"])
+        item_methods = ("__getitem__", "__setitem__")
+        if not any(overrides(cls, _rawffi._Pointer, name) for name in item_methods):
+            _rawffi.enable_fast_getitem(cls)
+        if not overrides(cls, _rawffi._Pointer, "__init__"):
+            _rawffi.enable_fast_init(cls)
         return cls
 
     def _jitctypes_set_target(cls, target) -> None:
