@@ -29,6 +29,7 @@ C_DECLARATIONS = (HERE / "benchlib.h").read_text().split("\n", 3)[3]
 COLUMNS = (
     "stock",
     "jitctypes",
+    "jitctypes (trivial)",
     "jitctypes (libffi)",
     "cffi ABI",
     "cffi API",
@@ -233,6 +234,7 @@ def run(arguments) -> dict:
     import bench_cffi_api
     import benchext
     import cffi
+    import jitctypes
     import jitctypes.ctypes as jit_ctypes
     from jitctypes import _rawffi
 
@@ -248,6 +250,12 @@ def run(arguments) -> dict:
         "C ext (GIL kept)": ("cext", c_extension_namespace(benchext, keep_gil=True)),
     }
     namespaces["jitctypes (libffi)"] = namespaces["jitctypes"]
+    # The same declarations on separate function objects marked trivial (GIL kept).
+    trivial = ctypes_namespace(jit_ctypes, built["library"])
+    for name in ROW_FUNCTIONS:
+        if name != "call_n_times":  # it calls back into Python: it must release the GIL
+            jitctypes.set_trivial(trivial[name])
+    namespaces["jitctypes (trivial)"] = ("ctypes", trivial)
     number = max(1, int(200_000 * arguments.scale))
     results: dict[str, dict[str, list[float]]] = {}
     for row, (statement, per_statement) in CALL_ROWS.items():
@@ -272,6 +280,27 @@ def run(arguments) -> dict:
         "number": number,
         "unit": "ns per operation (callback invocation: per C→Python call)",
         "results": results,
+        "compile": compile_times(jitctypes.stats()),
+    }
+
+
+def compile_times(stats: dict) -> dict:
+    """What compiling cost, from `jitctypes.stats()`: per signature the µs and bytes of
+    its direct stub and entry stubs, and the mean per compiled stub."""
+    signatures = {
+        signature: {
+            "compile_time_us": round(entry["compile_time_us"], 1),
+            "code_bytes": entry["code_bytes"],
+            "entry_stubs": entry["entry_stubs"],
+        }
+        for signature, entry in stats["signatures"].items()
+    }
+    cache = stats["stub_cache"]
+    stubs = cache["stubs"] + cache.get("entry_stubs", 0)
+    return {
+        "signatures": signatures,
+        "stubs": stubs,
+        "mean_us_per_stub": cache["compile_time_us"] / stubs if stubs else None,
     }
 
 
@@ -288,7 +317,7 @@ def medians(document: dict) -> dict[str, dict[str, float]]:
 
 def table(document: dict) -> str:
     figures = medians(document)
-    header = ["row", *COLUMNS, "jit/stock", "jit/C ext"]
+    header = ["row", *COLUMNS, "jit/stock", "jit/C ext", "trivial/C ext (GIL kept)"]
     lines = [" | ".join(header), " | ".join("---" for _ in header)]
     for row, columns in figures.items():
         cells = [row]
@@ -297,6 +326,8 @@ def table(document: dict) -> str:
         jit = columns["jitctypes"]
         cells.append(f"{jit / columns['stock']:.2f}")
         cells.append(f"{jit / columns['C ext']:.2f}" if "C ext" in columns else "—")
+        trivial, kept = columns.get("jitctypes (trivial)"), columns.get("C ext (GIL kept)")
+        cells.append(f"{trivial / kept:.2f}" if trivial and kept else "—")
         lines.append(" | ".join(cells))
     return "\n".join(f"| {line} |" for line in lines)
 
@@ -340,6 +371,12 @@ def main() -> None:
     chart(document, out / "call_paths.png")
     print(f"CPython {platform.python_version()}, medians of {arguments.repeat} runs, ns per op")
     print(table(document))
+    compiled = document["compile"]
+    if compiled["mean_us_per_stub"] is not None:
+        print(
+            f"\ncompiling: {compiled['stubs']} stubs (direct and entry), "
+            f"{compiled['mean_us_per_stub']:.0f} µs each on average"
+        )
     print(f"\nwrote {out / 'call_paths.json'} and {out / 'call_paths.png'}")
 
 

@@ -26,7 +26,8 @@ def stats() -> dict:
     """What the call paths did so far: per signature (``"i32 (i32, i32)"``), the function
     objects with a fast path and the calls taken by the fast and the general path; why
     other function objects have none (``no_fast_path``); and the stub cache (stubs
-    compiled, code bytes, compile time in µs, libffi descriptions)."""
+    compiled (direct and entry stubs), code bytes, compile time in µs, libffi
+    descriptions)."""
     result = _rawffi.fast_path_stats()
     result["stub_cache"] = _rawffi.stub_cache_stats()
     return result

@@ -51,6 +51,7 @@ fn stub_cache_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     dict.set_item("code_bytes", stats.code_bytes)?;
     dict.set_item("compile_time_us", stats.compile_time.as_micros() as u64)?;
     dict.set_item("libffi_descriptions", stats.libffi_descriptions)?;
+    dict.set_item("entry_stubs", stats.entry_stubs)?;
     Ok(dict)
 }
 
