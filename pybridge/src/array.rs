@@ -51,6 +51,17 @@ impl<'py> Elements<'py> {
     }
 }
 
+/// An array index as stock takes it: any object with `__index__`, an `IndexError` if it
+/// does not fit a `Py_ssize_t`; anything else is a `TypeError` (whose message stock words
+/// differently for reads and writes).
+fn array_index(key: &Bound<'_, PyAny>, refusal: &'static str) -> PyResult<isize> {
+    // SAFETY: a live object.
+    if unsafe { pyo3::ffi::PyIndex_Check(key.as_ptr()) } == 0 {
+        return Err(PyTypeError::new_err(refusal));
+    }
+    crate::pointer::index_value(key, &key.py().get_type::<PyIndexError>())
+}
+
 impl Array {
     /// `array[key]` (also the C `mp_subscript` of slots.rs).
     pub fn get_item(slf: &Bound<'_, Array>, key: &Bound<'_, PyAny>) -> PyResult<PyObject> {
@@ -60,9 +71,7 @@ impl Array {
             let items = indices.into_iter().map(|index| (index, elements.address_of(slf, index)));
             return elements.elements.read_slice(slf.as_any(), items);
         }
-        let index = elements.checked(
-            key.extract::<isize>().map_err(|_| PyTypeError::new_err("indices must be integers"))?,
-        )?;
+        let index = elements.checked(array_index(key, "indices must be integers")?)?;
         elements.member(index).read(slf.as_any(), elements.address_of(slf, index))
     }
 
@@ -101,9 +110,7 @@ impl Array {
             }
             return Ok(());
         }
-        let index = elements.checked(
-            key.extract::<isize>().map_err(|_| PyTypeError::new_err("indices must be integers"))?,
-        )?;
+        let index = elements.checked(array_index(key, "indices must be integer")?)?;
         elements.member(index).write(slf.as_super(), elements.address_of(slf, index), value)
     }
 

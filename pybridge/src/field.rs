@@ -28,6 +28,11 @@ pub enum Access {
     WideChars,
 }
 
+/// Stock's error for a field read, written or deleted through another object.
+fn not_an_instance() -> PyErr {
+    PyTypeError::new_err("not a ctype instance")
+}
+
 /// A bit-field as Python passes it: `(shift, width, window size)`.
 pub type BitSpec = (u32, u32, usize);
 
@@ -311,10 +316,15 @@ impl CField {
             return Ok(slf.clone().into_any().unbind());
         };
         let field = slf.get();
-        let parent = crate::known_types::as_cdata(obj)
-            .ok_or_else(|| PyTypeError::new_err("not a ctypes instance"))?;
+        let parent = crate::known_types::as_cdata(obj).ok_or_else(not_an_instance)?;
         let address = parent.borrow().address() + field.offset;
         field.member(py).read(obj, address)
+    }
+
+    /// `del obj.field`: refused, after stock's check that `obj` is a ctypes instance.
+    pub fn delete_from(obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        crate::known_types::as_cdata(obj).ok_or_else(not_an_instance)?;
+        Err(PyTypeError::new_err("can't delete attribute"))
     }
 
     /// Writes `value` into the field of `obj`.
@@ -325,8 +335,7 @@ impl CField {
     ) -> PyResult<()> {
         let py = slf.py();
         let field = slf.get();
-        let parent = crate::known_types::as_cdata(obj)
-            .ok_or_else(|| PyTypeError::new_err("not a ctypes instance"))?;
+        let parent = crate::known_types::as_cdata(obj).ok_or_else(not_an_instance)?;
         let address = parent.borrow().address() + field.offset;
         field.member(py).write(parent, address, value)
     }
@@ -427,8 +436,8 @@ impl CField {
         CField::set_on(slf, obj, value)
     }
 
-    fn __delete__(&self, _obj: &Bound<'_, PyAny>) -> PyResult<()> {
-        Err(PyTypeError::new_err("can't delete attribute"))
+    fn __delete__(&self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        CField::delete_from(obj)
     }
 
     fn __repr__(slf: &Bound<'_, CField>) -> PyResult<String> {

@@ -2,7 +2,7 @@
 //! (Python, `jitctypes._ctypes.pointer`) records the target type and how its values read
 //! in an `ElementInfo` (`_jitctypes_elements_`), and can set them late (`SetPointerType`).
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PySlice, PyTuple, PyType};
 use pyo3::{intern, PyClassInitializer};
@@ -14,6 +14,17 @@ use crate::field::Elements;
 
 #[pyclass(extends = CData, subclass, module = "_ctypes", name = "_Pointer")]
 pub struct Pointer;
+
+/// `key.__index__()` as a `Py_ssize_t` (`PyNumber_AsSsize_t`): a `TypeError` for objects
+/// without `__index__`, `overflow` (an exception class) for values that do not fit.
+pub fn index_value(key: &Bound<'_, PyAny>, overflow: &Bound<'_, PyType>) -> PyResult<isize> {
+    // SAFETY: a live object and a live exception class.
+    let index = unsafe { pyo3::ffi::PyNumber_AsSsize_t(key.as_ptr(), overflow.as_ptr()) };
+    match PyErr::take(key.py()) {
+        Some(error) if index == -1 => Err(error),
+        _ => Ok(index),
+    }
+}
 
 /// True if the pointer type `cls` names its target (only then are instances made).
 pub fn is_complete(cls: &Bound<'_, PyType>) -> bool {
@@ -117,8 +128,11 @@ impl Pointer {
             let items = indices.into_iter().map(|i| (i.max(0) as usize, element_at(i)));
             return target.read_slice(slf.as_any(), items);
         }
-        let index: isize =
-            key.extract().map_err(|_| PyTypeError::new_err("Pointer indices must be integer"))?;
+        // SAFETY: a live object.
+        if unsafe { pyo3::ffi::PyIndex_Check(key.as_ptr()) } == 0 {
+            return Err(PyTypeError::new_err("Pointer indices must be integer"));
+        }
+        let index = index_value(key, &slf.py().get_type::<PyIndexError>())?;
         target.member(index.max(0) as usize).read(slf.as_any(), element_at(index))
     }
 
@@ -127,15 +141,16 @@ impl Pointer {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
+        // Stock assigns through the sequence protocol: the index is converted first.
+        let index = index_value(key, &slf.py().get_type::<PyOverflowError>())?;
         let target = Elements::of_class(&slf.get_type())?;
         let base = non_null(slf)?;
-        let index: isize =
-            key.extract().map_err(|_| PyTypeError::new_err("Pointer indices must be integer"))?;
         let address = base.wrapping_add_signed(index * target.size() as isize);
         target.member(index.max(0) as usize).write(slf.as_super(), address, value)
     }
 
-    fn __delitem__(&self, _key: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn __delitem__(slf: &Bound<'_, Pointer>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        index_value(key, &slf.py().get_type::<PyOverflowError>())?;
         Err(PyTypeError::new_err("Pointer does not support item deletion"))
     }
 }

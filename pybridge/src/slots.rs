@@ -494,7 +494,8 @@ unsafe fn field_set_body(
     value: *mut ffi::PyObject,
 ) -> PyResult<c_int> {
     if value.is_null() {
-        return Err(PyTypeError::new_err("can't delete attribute"));
+        // SAFETY: `obj` is a live object.
+        return CField::delete_from(&unsafe { Bound::from_borrowed_ptr(py, obj) }).map(|()| 0);
     }
     // SAFETY: as for `field_get_body`; `obj` and `value` are live objects.
     let (field, obj, value) = unsafe {

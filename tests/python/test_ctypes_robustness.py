@@ -110,7 +110,11 @@ def test_a_c_void_p_subclass_argument_takes_only_its_own_instances():
 
 def test_a_call_method_assigned_later_is_what_calls_run():
     def scenario(m):
-        prototype = m.CFUNCTYPE(m.c_long, m.c_long)
+        # A class of its own, made as CFUNCTYPE makes them: CFUNCTYPE's are cached and
+        # shared with other tests.
+        class prototype(m._CFuncPtr):  # noqa: N801 (a ctypes type)
+            _argtypes_, _restype_, _flags_ = (m.c_long,), m.c_long, m._FUNCFLAG_CDECL
+
         labs = prototype(("labs", m.CDLL(None)))
         before = labs(-3)
         prototype.__call__ = lambda self, *args: "overridden"

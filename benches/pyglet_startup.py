@@ -1,0 +1,123 @@
+"""Start-up benchmark (issue 5): `import pyglet` and the first window shown, under stock
+ctypes and under jitctypes, in fresh processes.
+
+    scripts/setup-pyglet.sh          # Xvfb, Mesa, pyglet
+    .venv/bin/python benches/pyglet_startup.py [--repeat 9]
+
+pyglet declares thousands of ctypes prototypes at import and calls a fraction of them, so
+this is where lazily compiled stubs must keep jitctypes' start-up cost down. Each
+measurement is a fresh process (`python -m jitctypes` for jitctypes), the two alternating.
+Three figures per process, all from the interpreter's start (`time.perf_counter` against
+the process start time): `import pyglet` done, the first window created, its first frame
+drawn and flipped; and the whole process's wall time, measured outside it. Prints medians
+with the spread and the jitctypes/stock ratios, writes target/bench-pyglet/startup.json.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PHASES = ("import pyglet", "window created", "first frame", "process")
+
+
+def child() -> None:
+    """One measurement: ms from the process start to each phase, as JSON."""
+    started = _process_start()
+    marks = {}
+    import pyglet
+
+    marks["import pyglet"] = time.time()
+    window = pyglet.window.Window(640, 480, vsync=False)
+    marks["window created"] = time.time()
+    window.switch_to()
+    window.dispatch_events()
+    window.clear()
+    window.flip()
+    marks["first frame"] = time.time()
+    window.close()
+    stats = None
+    if "jitctypes" in sys.modules:
+        import jitctypes
+
+        stats = jitctypes.stats()["stub_cache"]
+    document = {phase: 1000 * (at - started) for phase, at in marks.items()}
+    document["ctypes"] = sys.modules["_ctypes"].__name__
+    document["stub_cache"] = stats
+    print(json.dumps(document))
+
+
+def _process_start() -> float:
+    """The wall-clock time this process started (from /proc: its start in clock ticks
+    after boot, and the boot time)."""
+    with open("/proc/self/stat") as stat:
+        start_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/stat") as stat:
+        boot = next(int(line.split()[1]) for line in stat if line.startswith("btime"))
+    return boot + start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measure(implementation: str) -> dict:
+    command = [sys.executable]
+    if implementation == "jitctypes":
+        command += ["-m", "jitctypes"]
+    command += [__file__, "--child"]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    wall = 1000 * (time.perf_counter() - started)
+    document = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = "jitctypes._ctypes" if implementation == "jitctypes" else "_ctypes"
+    if document["ctypes"] != expected:
+        raise RuntimeError(f"{implementation} run was served by {document['ctypes']}")
+    document["process"] = wall
+    return document
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--out", default="target/bench-pyglet")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.child:
+        child()
+        return
+    if not os.environ.get("DISPLAY"):
+        if not shutil.which("xvfb-run"):
+            raise SystemExit("no DISPLAY and no xvfb-run: run scripts/setup-pyglet.sh")
+        screen = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24"]
+        raise SystemExit(subprocess.call([*screen, sys.executable, *sys.argv]))
+    runs: dict[str, list[dict]] = {"stock": [], "jitctypes": []}
+    measure("stock")  # warms the file system cache for both
+    for _ in range(arguments.repeat):
+        for implementation in runs:  # alternating processes
+            runs[implementation].append(measure(implementation))
+    print(f"ms from process start, median of {arguments.repeat} alternating runs (min–max)")
+    print("| phase | stock | jitctypes | jitctypes/stock |")
+    print("| --- | --- | --- | --- |")
+    for phase in PHASES:
+        values = {name: [run[phase] for run in documents] for name, documents in runs.items()}
+        stock, jit = statistics.median(values["stock"]), statistics.median(values["jitctypes"])
+        spread = {name: f"{min(v):.0f}–{max(v):.0f}" for name, v in values.items()}
+        print(
+            f"| {phase} | {stock:.0f} ({spread['stock']}) | {jit:.0f} ({spread['jitctypes']}) "
+            f"| {jit / stock:.2f} |"
+        )
+    cache = runs["jitctypes"][-1]["stub_cache"]
+    print(
+        f"\njitctypes compiled {cache['stubs']} direct and {cache.get('entry_stubs', 0)} entry "
+        f"stubs in {cache['compile_time_us'] / 1000:.1f} ms, {cache['code_bytes']} bytes"
+    )
+    out = Path(arguments.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "startup.json").write_text(json.dumps(runs, indent=1))
+    print(f"wrote {out / 'startup.json'}")
+
+
+if __name__ == "__main__":
+    main()
