@@ -161,6 +161,11 @@ impl StubCache {
         GLOBAL.get_or_init(StubCache::new)
     }
 
+    /// True if the stub of `signature` is compiled already (a caller of it costs nothing).
+    pub fn has_stub(&self, signature: &Signature) -> bool {
+        matches!(self.lock().stubs.get(signature), Some(Ok(_)))
+    }
+
     pub fn stats(&self) -> CacheStats {
         self.lock().stats
     }

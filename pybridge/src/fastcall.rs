@@ -29,7 +29,7 @@ use crate::array::Array;
 use crate::cdata::class_ctype;
 use crate::ctype::{Code, Shape};
 use crate::funcptr::{call_general, CFuncPtr, ResultSpec, FUNCFLAG_PYTHONAPI, FUNCFLAG_USE_ERRNO};
-use crate::function::jit_enabled;
+use crate::function::{compile_after, compile_now, jit_enabled};
 use crate::param::Slot;
 
 /// Most arguments the fast path takes (more go through the general path).
@@ -73,6 +73,11 @@ pub struct FastPlan {
     /// The compiled entry stub CPython may call instead of `funcptr_vectorcall` (entry.rs),
     /// when the JIT makes one for this plan's shape.
     entry: Option<EntryFn>,
+    /// `jit_enabled()` when the plan was made: the plan is remade when it changes.
+    made_with_jit: bool,
+    /// While the plan calls through libffi waiting for the function to be called often
+    /// enough to compile for (`function::compile_after`): the fast calls left until then.
+    warm_up: Option<std::sync::atomic::AtomicU32>,
 }
 
 /// Counters of one signature, for `jitctypes.stats()`.
@@ -239,6 +244,7 @@ impl FastPlan {
         result: &Arc<ResultSpec>,
         flags: u32,
         trivial: bool,
+        hot: bool,
     ) -> Result<FastPlan, String> {
         let Some((declared, converters)) = argtypes else { return Err("no argtypes".into()) };
         if converters.len() > MAX_FAST_ARGS {
@@ -267,8 +273,11 @@ impl FastPlan {
         if signature.ret_buffer_size() > MAX_FAST_RET_SLOTS * 16 {
             return Err("a result larger than 64 bytes".into());
         }
+        let compile = compile_now(&signature, if hot { u32::MAX } else { 0 });
         let options =
-            CallOptions { use_errno: flags & FUNCFLAG_USE_ERRNO != 0, libffi_only: !jit_enabled() };
+            CallOptions { use_errno: flags & FUNCFLAG_USE_ERRNO != 0, libffi_only: !compile };
+        let warm_up = (jit_enabled() && !compile)
+            .then(|| std::sync::atomic::AtomicU32::new(compile_after().saturating_sub(1)));
         let stats = signature_stats(&signature);
         // The address is given per call (`call_at`): the object's memory may change.
         let function = ForeignFunction::new(std::ptr::null(), signature, options)
@@ -284,6 +293,8 @@ impl FastPlan {
             release_gil: flags & FUNCFLAG_PYTHONAPI == 0 && !trivial,
             stats,
             entry: None,
+            made_with_jit: jit_enabled(),
+            warm_up,
         };
         plan.entry = plan.compile_entry(flags);
         Ok(plan)
@@ -352,7 +363,25 @@ impl FastPlan {
 
     /// True if the plan still matches the global JIT switch (`set_jit_enabled`).
     pub fn is_current(&self) -> bool {
-        self.function.options().libffi_only != jit_enabled()
+        self.made_with_jit == jit_enabled()
+    }
+
+    /// Counts one fast call of a plan that waits to be compiled for; true once, when the
+    /// function has been called often enough (its plan is then remade, compiled).
+    fn warmed_up(&self) -> bool {
+        let Some(left) = &self.warm_up else { return false };
+        // Plain load and store: calls hold the GIL.
+        match left.load(Ordering::Relaxed) {
+            u32::MAX => false,
+            0 => {
+                left.store(u32::MAX, Ordering::Relaxed);
+                true
+            }
+            calls => {
+                left.store(calls - 1, Ordering::Relaxed);
+                false
+            }
+        }
     }
 }
 
@@ -619,8 +648,12 @@ unsafe fn vectorcall(
                 if let Some(result) = unsafe { call_fast(py, &plan, address, args) } {
                     return match errcheck {
                         None => {
-                            // Next calls may enter compiled code directly.
-                            slf.get().install_entry(&plan);
+                            if plan.warmed_up() {
+                                CFuncPtr::mark_hot(slf); // the next call compiles
+                            } else {
+                                // Next calls may enter compiled code directly.
+                                slf.get().install_entry(&plan);
+                            }
                             result
                         }
                         Some(errcheck) => {

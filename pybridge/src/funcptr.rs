@@ -28,7 +28,7 @@ use crate::ctype::{CType, Code, Shape};
 use crate::errors::{call_error, signature_error};
 pub use crate::fastcall::disable_vectorcall;
 use crate::fastcall::{funcptr_vectorcall, note_ineligible, FastPlan, FastState};
-use crate::function::{jit_enabled, result_value, signature_type, CallFrame};
+use crate::function::{compile_now, result_value, signature_type, CallFrame};
 use crate::param::{Param, Slot};
 
 create_exception!(ctypes, ArgumentError, PyException);
@@ -397,6 +397,11 @@ struct FuncState {
     fast: FastState,
     /// `jitctypes.set_trivial(f)`: keep the GIL during calls of this short function.
     trivial: bool,
+    /// Called often enough for its stubs to be compiled (`function::compile_after`).
+    hot: bool,
+    /// Calls through the general path so far (saturating), which compiles from
+    /// `compile_after` calls on.
+    general_calls: u32,
     argtypes: Option<ArgTypes>,
     restype: Option<(PyObject, Arc<ResultSpec>)>,
     errcheck: Option<PyObject>,
@@ -716,7 +721,7 @@ impl CFuncPtr {
                 _ => {}
             }
         }
-        let (argtypes, result, flags, trivial, has_paramflags) = {
+        let (argtypes, result, flags, trivial, has_paramflags, hot) = {
             let this = slf.get().state.borrow();
             let spec = slf.get().spec.get();
             // The types as assigned: a list given as argtypes may have changed since.
@@ -728,7 +733,7 @@ impl CFuncPtr {
                 .as_ref()
                 .or(spec.restype.as_ref())
                 .map_or_else(|| Arc::new(ResultSpec::int()), |(_, result)| Arc::clone(result));
-            (argtypes, result, spec.flags, this.trivial, this.paramflags.is_some())
+            (argtypes, result, spec.flags, this.trivial, this.paramflags.is_some(), this.hot)
         };
         let plan = if has_paramflags {
             Err("paramflags".to_string())
@@ -739,6 +744,7 @@ impl CFuncPtr {
                 &result,
                 flags,
                 trivial,
+                hot,
             )
         };
         let state = match plan {
@@ -759,6 +765,16 @@ impl CFuncPtr {
             drop(old); // after the borrow: dropping may run Python code
         }
         plan
+    }
+
+    /// Records that `slf` was called often enough to compile for, and drops its plan so
+    /// that the next call makes a compiled one.
+    pub fn mark_hot(slf: &Bound<'_, CFuncPtr>) {
+        let Ok(mut this) = slf.get().state.0.try_borrow_mut() else { return };
+        this.hot = true;
+        let old = slf.get().take_fast(&mut this);
+        drop(this);
+        drop(old); // after the borrow: dropping may run Python code
     }
 
     /// The function address the object holds.
@@ -883,9 +899,14 @@ fn call_with(
         params.iter().map(|param| param.jit.clone()).collect(),
     )
     .map_err(signature_error)?;
+    let calls = {
+        let mut this = slf.get().state.borrow_mut();
+        this.general_calls = this.general_calls.saturating_add(1);
+        if this.hot { u32::MAX } else { this.general_calls - 1 }
+    };
     let options = CallOptions {
         use_errno: plan.flags & FUNCFLAG_USE_ERRNO != 0,
-        libffi_only: maybe_variadic_floats || !jit_enabled(),
+        libffi_only: maybe_variadic_floats || !compile_now(&signature, calls),
     };
     let function = match &plan.cached {
         Some(cached)

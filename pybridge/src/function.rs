@@ -5,7 +5,7 @@
 //! Python-aware fast path (issue 5) will sit in front of it.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use jit::{CallPath, Signature, Type};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -40,6 +40,47 @@ pub fn jit_enabled() -> bool {
         }
         value => value == 1,
     }
+}
+
+/// Calls a function object makes through libffi before its stubs are compiled
+/// (`JITCTYPES_COMPILE_AFTER`, default 16; `set_compile_after`): programs declare many
+/// functions and call most of them a few times, which compiling would cost more than it
+/// saves. A signature whose stub exists already is compiled for at once.
+static COMPILE_AFTER: AtomicU32 = AtomicU32::new(COMPILE_AFTER_UNSET);
+const COMPILE_AFTER_UNSET: u32 = u32::MAX;
+const COMPILE_AFTER_DEFAULT: u32 = 16;
+
+/// See `COMPILE_AFTER`; 0 and 1 both mean "on the first call".
+pub fn compile_after() -> u32 {
+    match COMPILE_AFTER.load(Ordering::Relaxed) {
+        COMPILE_AFTER_UNSET => {
+            let configured = std::env::var("JITCTYPES_COMPILE_AFTER")
+                .ok()
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(COMPILE_AFTER_DEFAULT)
+                .min(COMPILE_AFTER_UNSET - 1);
+            let _ = COMPILE_AFTER.compare_exchange(
+                COMPILE_AFTER_UNSET,
+                configured,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            COMPILE_AFTER.load(Ordering::Relaxed)
+        }
+        calls => calls,
+    }
+}
+
+pub fn set_compile_after(calls: u32) {
+    COMPILE_AFTER.store(calls.min(COMPILE_AFTER_UNSET - 1), Ordering::Relaxed);
+}
+
+/// True if a call path for `signature` should use the JIT now: the JIT is on and the
+/// caller is hot (`calls` made so far reached `compile_after`) or the stub exists.
+pub fn compile_now(signature: &Signature, calls: u32) -> bool {
+    jit_enabled()
+        && (calls.saturating_add(1) >= compile_after()
+            || jit::StubCache::global().has_stub(signature))
 }
 
 /// The switch as a byte entry stubs read before every call: 1 while compiled stubs are

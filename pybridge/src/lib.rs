@@ -80,6 +80,13 @@ fn set_jit_enabled(enabled: bool) {
     function::set_jit_enabled(enabled)
 }
 
+/// Sets how many calls a function object makes through libffi before its stubs are
+/// compiled (`JITCTYPES_COMPILE_AFTER`; 0 or 1: at the first call).
+#[pyfunction]
+fn set_compile_after(calls: u32) {
+    function::set_compile_after(calls)
+}
+
 #[pymodule]
 fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -137,6 +144,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(set_errno, module)?)?;
     module.add_function(wrap_pyfunction!(jit_enabled, module)?)?;
     module.add_function(wrap_pyfunction!(set_jit_enabled, module)?)?;
+    module.add_function(wrap_pyfunction!(set_compile_after, module)?)?;
     module.add_function(wrap_pyfunction!(stub_cache_stats, module)?)?;
     Ok(())
 }

@@ -10,6 +10,10 @@ from jitctypes import _rawffi
 
 C_SOURCES = Path(__file__).resolve().parents[1] / "clib" / "c"
 
+# Compile from the first call (programs wait for a few calls): the tests check the compiled
+# paths as much as the libffi ones. test_lazy_compilation.py checks the waiting itself.
+_rawffi.set_compile_after(1)
+
 
 def compile_library(source: Path, output: Path) -> Path:
     compiler = os.environ.get("CC") or shutil.which("gcc") or "cc"

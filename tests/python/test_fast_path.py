@@ -197,11 +197,13 @@ def test_stub_dumps_hold_the_ir_and_the_machine_code(tmp_path, c_library_paths):
         "f.argtypes, f.restype = [c.c_double, c.c_double], c.c_double\n"
         "print(f(1.5, 2.0))\n"
     )
-    # Stubs must be compiled to be dumped, also when the suite runs with JITCTYPES_JIT=0.
+    # Stubs must be compiled to be dumped, also when the suite runs with JITCTYPES_JIT=0,
+    # and at the first call.
     environment = {
         **__import__("os").environ,
         "JITCTYPES_DUMP_DIR": str(tmp_path),
         "JITCTYPES_JIT": "1",
+        "JITCTYPES_COMPILE_AFTER": "1",
     }
     result = subprocess.run(
         [sys.executable, "-c", program, c_library_paths["jittest"]],
@@ -212,4 +214,5 @@ def test_stub_dumps_hold_the_ir_and_the_machine_code(tmp_path, c_library_paths):
     assert result.stdout.strip() == "3.5", result.stderr
     dumps = [path.read_text() for path in tmp_path.glob("stub-*.clif")]
     assert any(text.startswith("; fn(f64, f64) -> f64") for text in dumps), dumps
-    assert all("call_indirect" in text and "; machine code" in text for text in dumps)
+    assert any(text.startswith("; entry fn(f64, f64) -> f64") for text in dumps), dumps
+    assert all("call_indirect" in text and "; machine code\n  " in text for text in dumps)

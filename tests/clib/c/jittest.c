@@ -230,6 +230,8 @@ void nop(void) {}
 i32 add_i32(i32 a, i32 b) { return a + b; }
 f64 add_f64(f64 a, f64 b) { return a + b; }
 i64 mix6(i64 a, f64 b, i64 c, f64 d, i64 e, f64 f) { return a + (i64)b + c + (i64)d + e + (i64)f; }
+/* Used only by test_lazy_compilation.py: a signature no other test calls. */
+u16 add3_u16(u16 a, u16 b, u16 c) { return (u16)(a + b + c); }
 typedef struct Pt { f64 x, y; } Pt;
 f64 pt_norm2(Pt p) { return p.x * p.x + p.y * p.y; }
 
