@@ -59,6 +59,9 @@ def measure(implementation: str) -> dict:
     command += [__file__, "--child"]
     started = time.time()
     environment = {**os.environ, "JITCTYPES_BENCH_STARTED": repr(started)}
+    # Installed packages start from cached bytecode: a first run writes it (also for a
+    # development install, whose sources are compiled anew at each start otherwise).
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=300, check=True, env=environment
     )
@@ -86,7 +89,8 @@ def main() -> None:
         screen = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24"]
         raise SystemExit(subprocess.call([*screen, sys.executable, *sys.argv]))
     runs: dict[str, list[dict]] = {"stock": [], "jitctypes": []}
-    measure("stock")  # warms the file system cache for both
+    for implementation in runs:  # warms the file system and bytecode caches
+        measure(implementation)
     for _ in range(arguments.repeat):
         for implementation in runs:  # alternating processes
             runs[implementation].append(measure(implementation))

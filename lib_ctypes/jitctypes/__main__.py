@@ -1,7 +1,6 @@
 """``python -m jitctypes script.py [args]`` / ``python -m jitctypes -m module [args]``: runs a
 program with every ``import ctypes`` served by jitctypes."""
 
-import runpy
 import sys
 
 from jitctypes.loader import install
@@ -18,12 +17,33 @@ def main(argv: list[str]) -> None:
         if len(argv) < 2:
             print(USAGE, file=sys.stderr)
             raise SystemExit(2)
+        import runpy
+
         sys.argv = argv[1:]
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
     else:
         sys.argv = argv
-        sys.path[0] = __import__("os").path.dirname(__import__("os").path.abspath(argv[0]))
-        runpy.run_path(argv[0], run_name="__main__")
+        run_script(argv[0])
+
+
+def run_script(path: str) -> None:
+    """Runs the script at `path` as `__main__`, as `python path` would. (Not with
+    `runpy.run_path`, which imports pkgutil and typing: a third of jitctypes' start-up.)"""
+    import os
+    import types
+
+    sys.path[0] = os.path.dirname(os.path.abspath(path))
+    with open(path, "rb") as source:
+        code = compile(source.read(), path, "exec")
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = __builtins__
+    this_module = sys.modules["__main__"]  # kept alive while the script runs
+    sys.modules["__main__"] = main
+    try:
+        exec(code, main.__dict__)
+    finally:
+        del this_module
 
 
 if __name__ == "__main__":

@@ -11,19 +11,20 @@ Two ways, both loading the package from the running Python's own library:
   ``ctypes._endian``) point at the copy only while it executes.
 """
 
+import _thread
 import importlib.util
 import os
 import sys
-import sysconfig
-import threading
 
 SIDE_BY_SIDE_NAME = "jitctypes.ctypes"
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()  # not `threading`: it costs a millisecond to import
 _side_by_side_module = None
 
 
 def _stdlib_ctypes_dir() -> str:
-    return os.path.join(sysconfig.get_path("stdlib"), "ctypes")
+    # The directory of the standard library's pure-Python modules (where `os` is), as
+    # `sysconfig.get_path("stdlib")` says, without importing sysconfig at start-up.
+    return os.path.join(os.path.dirname(os.__file__), "ctypes")
 
 
 def _our_ctypes_module():
