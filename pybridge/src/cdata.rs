@@ -8,7 +8,7 @@
 //! about it. Arrays (array.rs), pointers (pointer.rs) and function pointers (funcptr.rs)
 //! are further subclasses of `_CData`.
 
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -54,9 +54,82 @@ pub fn class_attr<'py>(
 /// The `CType` of a ctypes class, or `TypeError("abstract class")` as stock ctypes says
 /// for `Structure()` and friends.
 pub fn class_ctype<'py>(cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, CType>> {
-    class_attr(cls, intern!(cls.py(), "__ctype__"))
+    if let Some(ctype) = CTYPE_CACHE.get(cls) {
+        return Ok(ctype);
+    }
+    let ctype = class_attr(cls, intern!(cls.py(), "__ctype__"))
         .and_then(|ctype| crate::known_types::as_ctype(&ctype).cloned())
-        .ok_or_else(|| PyTypeError::new_err("abstract class"))
+        .ok_or_else(|| PyTypeError::new_err("abstract class"))?;
+    CTYPE_CACHE.put(cls, &ctype);
+    Ok(ctype)
+}
+
+/// The `__ctype__` of recently used classes, keyed by the class and its version tag:
+/// CPython gives a class a new tag whenever it or a base changes (never reusing one), so
+/// a hit is the attribute `_PyType_Lookup` would find, which the class keeps alive. A
+/// lookup then costs two loads instead of a hash lookup in CPython's method cache.
+static CTYPE_CACHE: ClassCache = ClassCache::new();
+
+/// A direct-mapped cache from (class, version tag) to a borrowed object. Used with the GIL
+/// held; atomics only because statics must be `Sync` (relaxed loads are plain loads).
+struct ClassCache {
+    entries: [ClassCacheEntry; 64],
+}
+
+struct ClassCacheEntry {
+    class: AtomicUsize,
+    version: std::sync::atomic::AtomicU32,
+    value: AtomicUsize,
+}
+
+impl ClassCache {
+    const fn new() -> ClassCache {
+        ClassCache {
+            entries: [const {
+                ClassCacheEntry {
+                    class: AtomicUsize::new(0),
+                    version: std::sync::atomic::AtomicU32::new(0),
+                    value: AtomicUsize::new(0),
+                }
+            }; 64],
+        }
+    }
+
+    /// The class's version tag, if CPython assigned a valid one.
+    fn version(cls: &Bound<'_, PyType>) -> Option<u32> {
+        // SAFETY: reading two fields of a live type object.
+        let (flags, tag) = unsafe {
+            let type_object = cls.as_type_ptr();
+            ((*type_object).tp_flags, (*type_object).tp_version_tag)
+        };
+        (flags & pyo3::ffi::Py_TPFLAGS_VALID_VERSION_TAG != 0 && tag != 0).then_some(tag)
+    }
+
+    fn entry(&self, cls: &Bound<'_, PyType>) -> &ClassCacheEntry {
+        let address = cls.as_ptr() as usize;
+        &self.entries[(address >> 4 ^ address >> 10) % self.entries.len()]
+    }
+
+    fn get<'py>(&self, cls: &Bound<'py, PyType>) -> Option<Bound<'py, CType>> {
+        let version = Self::version(cls)?;
+        let entry = self.entry(cls);
+        if entry.class.load(Ordering::Relaxed) != cls.as_ptr() as usize
+            || entry.version.load(Ordering::Relaxed) != version
+        {
+            return None;
+        }
+        let value = entry.value.load(Ordering::Relaxed) as *mut pyo3::ffi::PyObject;
+        // SAFETY: the `CType` the class's unchanged dicts hold (see `CTYPE_CACHE`).
+        Some(unsafe { Bound::from_borrowed_ptr(cls.py(), value).downcast_into_unchecked() })
+    }
+
+    fn put(&self, cls: &Bound<'_, PyType>, value: &Bound<'_, CType>) {
+        let Some(version) = Self::version(cls) else { return };
+        let entry = self.entry(cls);
+        entry.class.store(cls.as_ptr() as usize, Ordering::Relaxed);
+        entry.version.store(version, Ordering::Relaxed);
+        entry.value.store(value.as_ptr() as usize, Ordering::Relaxed);
+    }
 }
 
 /// C memory seen from Python: `address` and `size`, owned (`_b_needsfree_`) or borrowed

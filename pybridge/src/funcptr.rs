@@ -902,7 +902,11 @@ fn call_with(
     let calls = {
         let mut this = slf.get().state.borrow_mut();
         this.general_calls = this.general_calls.saturating_add(1);
-        if this.hot { u32::MAX } else { this.general_calls - 1 }
+        if this.hot {
+            u32::MAX
+        } else {
+            this.general_calls - 1
+        }
     };
     let options = CallOptions {
         use_errno: plan.flags & FUNCFLAG_USE_ERRNO != 0,

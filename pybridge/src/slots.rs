@@ -111,6 +111,25 @@ impl Initialise for CData {
     ) -> PyResult<()> {
         init_fields(slf.as_any(), args, kwargs)
     }
+
+    /// `S()` of a class that has had instances before: nothing to do.
+    unsafe fn init_directly(
+        slf: *mut ffi::PyObject,
+        args: *mut ffi::PyObject,
+        kwargs: *mut ffi::PyObject,
+    ) -> bool {
+        // SAFETY: caller's contract.
+        unsafe {
+            if ffi::PyTuple_GET_SIZE(args) != 0
+                || (!kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0)
+            {
+                return false;
+            }
+            let py = Python::assume_gil_acquired();
+            let cls = Borrowed::from_ptr(py, ffi::Py_TYPE(slf).cast());
+            is_final(cls.downcast_unchecked::<PyType>())
+        }
+    }
 }
 
 /// `Structure.__init__(*args, **kwargs)`: positional values for the fields in order
@@ -152,18 +171,24 @@ pub fn init_fields(
 /// Records on `cls` that it has instances (`_fields_` is final from then on), bypassing
 /// the metaclass's `__setattr__` as `type.__setattr__` does.
 fn mark_final(cls: &Bound<'_, PyType>) -> PyResult<()> {
-    let py = cls.py();
-    let name = intern!(py, "_jitctypes_final_");
-    // SAFETY: a live type object; its own dict is read without running Python code.
-    let marked = unsafe {
-        let dict = (*cls.as_type_ptr()).tp_dict;
-        !dict.is_null() && !ffi::PyDict_GetItemWithError(dict, name.as_ptr()).is_null()
-    };
-    if marked {
+    if is_final(cls) {
         return Ok(());
     }
+    let py = cls.py();
+    let name = intern!(py, "_jitctypes_final_");
     py.get_type::<PyType>().call_method1(intern!(py, "__setattr__"), (cls, name, true))?;
     Ok(())
+}
+
+/// True if `cls` itself (not a base) is marked as having had instances.
+fn is_final(cls: &Bound<'_, PyType>) -> bool {
+    let name = intern!(cls.py(), "_jitctypes_final_");
+    // SAFETY: a live type object; its own dict is read without running Python code (the
+    // key is an exact str), and a lookup error is impossible.
+    unsafe {
+        let dict = (*cls.as_type_ptr()).tp_dict;
+        !dict.is_null() && !ffi::PyDict_GetItemWithError(dict, name.as_ptr()).is_null()
+    }
 }
 
 /// `tp_init` of the classes derived from `T`: `c_int(5)`, `(c_int * 3)(1, 2)`.
