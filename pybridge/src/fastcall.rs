@@ -23,6 +23,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::Borrowed;
 use rawffi::call::{CallOptions, ForeignFunction};
 
 use crate::array::Array;
@@ -607,6 +608,12 @@ pub unsafe extern "C" fn funcptr_vectorcall(
     nargsf: usize,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls this with the GIL held, per the vectorcall protocol.
+    if kwnames.is_null() {
+        if let Some(result) = unsafe { call_without_trampoline(callable, args, nargsf) } {
+            return result;
+        }
+    }
     // pyo3's own entry trampoline (what its generated methods use): it tells pyo3 that the
     // GIL is held — without it, references dropped here would be queued, not released —
     // and turns errors and panics into a raised exception.
@@ -622,6 +629,50 @@ pub unsafe extern "C" fn funcptr_vectorcall(
             },
         )
     }
+}
+
+/// The fast call of a plan that is ready (not warming up) of a function without
+/// `errcheck`, without pyo3's trampoline (a thread-local GIL count updated twice, a sixth
+/// of a libffi-path call). Such a call drops no `Py` (which pyo3, not told that the GIL is
+/// held, would queue instead of releasing), only `Bound`s. None: nothing was called, the
+/// trampoline's path must take the call.
+///
+/// # Safety
+/// As `funcptr_vectorcall`, with no keyword arguments.
+unsafe fn call_without_trampoline(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+) -> Option<*mut ffi::PyObject> {
+    // SAFETY: the caller's contract; only instances of CFuncPtr types get this entry.
+    let py = unsafe { Python::assume_gil_acquired() };
+    let callable = unsafe { Borrowed::from_ptr(py, callable) };
+    // SAFETY: as above.
+    let slf = unsafe { callable.downcast_unchecked::<CFuncPtr>() };
+    let (plan, address) = CFuncPtr::direct_call_inputs(slf)?;
+    // SAFETY: the vectorcall protocol.
+    let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf) } as usize;
+    if plan.args.len() != nargs || address == 0 || plan.warm_up.is_some() {
+        return None;
+    }
+    // From here a panic must not make the trampoline's path call the function again.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `args` holds `nargs` live objects.
+        let result = unsafe { call_fast(py, &plan, address, args) }?;
+        slf.get().install_entry(&plan);
+        Some(result)
+    }));
+    let result = match outcome {
+        Ok(result) => result?,
+        Err(_) => Err(pyo3::exceptions::PySystemError::new_err("jitctypes bug: panic in a call")),
+    };
+    Some(result.map_or_else(
+        |error| {
+            error.restore(py);
+            std::ptr::null_mut()
+        },
+        PyObject::into_ptr,
+    ))
 }
 
 unsafe fn vectorcall(

@@ -710,6 +710,17 @@ impl CFuncPtr {
         None
     }
 
+    /// The current plan and the function address, if `slf` has a plan and no `errcheck`.
+    pub fn direct_call_inputs(slf: &Bound<'_, CFuncPtr>) -> Option<(Arc<FastPlan>, usize)> {
+        let this = slf.get().state.0.try_borrow().ok()?;
+        match &this.fast {
+            FastState::Ready(plan) if plan.is_current() && this.errcheck.is_none() => {
+                Some((Arc::clone(plan), target_address(slf)))
+            }
+            _ => None,
+        }
+    }
+
     /// The fast plan of `slf`, made on first use (None: the general path serves it).
     pub fn fast_plan(slf: &Bound<'_, CFuncPtr>) -> Option<Arc<FastPlan>> {
         let py = slf.py();
