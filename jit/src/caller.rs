@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::callback::CompiledCallbackStub;
 use crate::entry::{CompiledEntry, EntryRuntime, EntryShape};
 use crate::error::CallError;
 use crate::libffi_path::LibffiCall;
@@ -123,6 +124,8 @@ pub struct CacheStats {
     pub libffi_descriptions: usize,
     /// Entry stubs (`entry.rs`); their code and compile time are in the totals above.
     pub entry_stubs: usize,
+    /// Callback stubs (`callback.rs`), also in the totals.
+    pub callback_stubs: usize,
 }
 
 /// Compiled stubs and libffi descriptions per signature, shared by all threads. Compilation
@@ -136,6 +139,9 @@ struct CacheState {
     stubs: HashMap<Signature, Result<CompiledStub, FallbackReason>>,
     libffi: HashMap<Signature, Result<Arc<LibffiCall>, String>>,
     entries: HashMap<(EntryShape, EntryRuntime), Result<CompiledEntry, String>>,
+    /// Callback stubs need r15 kept free: their own module, compiled with other flags.
+    callback_compiler: Option<StubCompiler>,
+    callbacks: HashMap<(Signature, usize), Result<CompiledCallbackStub, String>>,
     stats: CacheStats,
 }
 
@@ -150,6 +156,8 @@ impl StubCache {
             stubs: HashMap::new(),
             libffi: HashMap::new(),
             entries: HashMap::new(),
+            callback_compiler: None,
+            callbacks: HashMap::new(),
             stats: CacheStats::default(),
         };
         StubCache { state: Mutex::new(state) }
@@ -207,6 +215,34 @@ impl StubCache {
             state.stats.compile_time += entry.compile_time;
         }
         state.entries.insert(key, outcome.clone());
+        outcome
+    }
+
+    /// The callback stub of `signature` calling `handler`, compiled on first use; `Err`
+    /// says why there is none (libffi's closures serve the signature then).
+    pub fn callback(
+        &self,
+        signature: &Signature,
+        handler: usize,
+    ) -> Result<CompiledCallbackStub, String> {
+        let mut state = self.lock();
+        let key = (signature.clone(), handler);
+        if let Some(known) = state.callbacks.get(&key) {
+            return known.clone();
+        }
+        let compiler = match &mut state.callback_compiler {
+            Some(compiler) => Ok(compiler),
+            empty => StubCompiler::with_pinned_register().map(|compiler| empty.insert(compiler)),
+        };
+        let outcome = compiler
+            .and_then(|compiler| compiler.compile_callback(signature, handler))
+            .map_err(|error| error.to_string());
+        if let Ok(stub) = &outcome {
+            state.stats.callback_stubs += 1;
+            state.stats.code_bytes += stub.code_size;
+            state.stats.compile_time += stub.compile_time;
+        }
+        state.callbacks.insert(key, outcome.clone());
         outcome
     }
 

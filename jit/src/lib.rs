@@ -7,6 +7,8 @@
 //! - [`libffi_path`] is the slow path for what the JIT does not handle.
 //! - [`entry`] compiles entry stubs: an interpreter calls them directly with its own
 //!   objects; they convert them, call the C function and box the result.
+//! - [`callback`] and [`thunk`] compile the other direction: C functions that hand their
+//!   arguments to a host handler (callbacks), one shared stub per signature.
 //! - [`Caller`] binds a signature to one of the two paths, through a process-wide cache.
 //!
 //! Both paths share one entry contract, libffi's `ffi_call`:
@@ -16,6 +18,7 @@
 #[cfg(not(all(target_arch = "x86_64", unix)))]
 compile_error!("jit compiles stubs for the x86-64 System V ABI only");
 
+pub mod callback;
 pub mod caller;
 pub mod entry;
 pub mod error;
@@ -23,7 +26,9 @@ pub mod libffi_path;
 pub mod signature;
 pub mod stub;
 pub mod sysv;
+pub mod thunk;
 
+pub use callback::{callback_unsupported, CompiledCallbackStub};
 pub use caller::{CacheStats, CallPath, Caller, FallbackReason, StubCache};
 pub use entry::{ArgConversion, CompiledEntry, EntryFn, EntryRuntime, EntryShape, ResultBoxing};
 pub use error::{CallError, SignatureError};

@@ -61,7 +61,16 @@ const X87_HELPER: &str = "jitctypes_store_x87_result";
 
 impl StubCompiler {
     pub fn new() -> Result<StubCompiler, CallError> {
-        let isa = host_isa()?;
+        StubCompiler::for_isa(host_isa(false)?)
+    }
+
+    /// A compiler whose code may read r15 with `get_pinned_reg` (and never allocates it):
+    /// callback stubs get their data there from a thunk (`callback.rs`, `thunk.rs`).
+    pub fn with_pinned_register() -> Result<StubCompiler, CallError> {
+        StubCompiler::for_isa(host_isa(true)?)
+    }
+
+    fn for_isa(isa: OwnedTargetIsa) -> Result<StubCompiler, CallError> {
         let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
         // Registered by name: a symbol the module cannot resolve would panic in
         // `finalize_definitions`, and our own functions are invisible to `dlsym`.
@@ -179,7 +188,7 @@ fn write_dump(
     std::fs::write(dir.join(format!("stub-{number:04}.clif")), text)
 }
 
-fn host_isa() -> Result<OwnedTargetIsa, CallError> {
+fn host_isa(pinned_register: bool) -> Result<OwnedTargetIsa, CallError> {
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, name: &str, value: &str| {
         flags.set(name, value).map_err(|e| CallError::Compile(e.to_string()))
@@ -190,6 +199,7 @@ fn host_isa() -> Result<OwnedTargetIsa, CallError> {
     // both, 32 µs with neither).
     set(&mut flags, "opt_level", "none")?;
     set(&mut flags, "regalloc_algorithm", "single_pass")?;
+    set(&mut flags, "enable_pinned_reg", if pinned_register { "true" } else { "false" })?;
     // JITModule needs non-PIC code; the stub embeds no addresses anyway.
     set(&mut flags, "is_pic", "false")?;
     set(&mut flags, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
@@ -323,7 +333,13 @@ impl<'a> StubBuilder<'a> {
 
     /// An integer of `bytes` bytes, sign- or zero-extended to 64 bits as C callers do (gcc
     /// callees do not rely on it, clang callees do).
-    fn load_integer(&mut self, base: Value, offset: i32, bytes: u8, signed: bool) -> Value {
+    pub(crate) fn load_integer(
+        &mut self,
+        base: Value,
+        offset: i32,
+        bytes: u8,
+        signed: bool,
+    ) -> Value {
         let ty = integer_type(bytes);
         let value = self.builder.ins().load(ty, storage_flags(), base, offset);
         if ty == types::I64 {
@@ -337,7 +353,7 @@ impl<'a> StubBuilder<'a> {
 
     /// Exactly `bytes` (1–8) bytes at `base + offset`, little-endian, zero-extended to i64:
     /// loads of 4, 2 and 1 bytes combined, so nothing past the storage is ever read.
-    fn load_bytes(&mut self, base: Value, offset: i32, bytes: u8) -> Value {
+    pub(crate) fn load_bytes(&mut self, base: Value, offset: i32, bytes: u8) -> Value {
         let mut combined: Option<Value> = None;
         for (part_offset, part_bytes) in byte_parts(bytes) {
             let ty = integer_type(part_bytes);
@@ -357,7 +373,7 @@ impl<'a> StubBuilder<'a> {
     }
 
     /// Stores the low `bytes` bytes of the i64 `value` at `base + offset`.
-    fn store_bytes(&mut self, value: Value, base: Value, offset: i32, bytes: u8) {
+    pub(crate) fn store_bytes(&mut self, value: Value, base: Value, offset: i32, bytes: u8) {
         for (part_offset, part_bytes) in byte_parts(bytes) {
             let ty = integer_type(part_bytes);
             let shifted = if part_offset > 0 {
@@ -466,7 +482,7 @@ pub(crate) fn integer_type(bytes: u8) -> ir::Type {
 }
 
 /// Splits `bytes` (1–8) into (offset, size) parts of 8, 4, 2 and 1 bytes, largest first.
-fn byte_parts(bytes: u8) -> impl Iterator<Item = (u8, u8)> {
+pub(crate) fn byte_parts(bytes: u8) -> impl Iterator<Item = (u8, u8)> {
     let mut offset = 0;
     [8u8, 4, 2, 1].into_iter().filter_map(move |part| {
         let remaining = bytes - offset;

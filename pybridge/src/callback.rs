@@ -350,7 +350,8 @@ impl Callback {
         let handler = Box::new(move |args: *const *const c_void, ret: *mut c_void| {
             Arc::clone(&handler_target).invoke(args, ret)
         });
-        let callback = RawCallback::new(&signature, handler).map_err(|reason| {
+        let callback = RawCallback::with_jit(&signature, handler, crate::function::jit_enabled())
+            .map_err(|reason| {
             pyo3::exceptions::PyTypeError::new_err(format!("cannot make this callback: {reason}"))
         })?;
         Ok(Callback { callback, callable: callable.unbind(), target })
