@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PySystemError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use rawffi::layout::BitField;
@@ -225,7 +225,8 @@ pub fn string_at<'py>(
 ) -> PyResult<Bound<'py, PyBytes>> {
     let source = non_null(address)?;
     if size < -1 {
-        return Err(PyValueError::new_err("negative size (only -1 means up to NUL)"));
+        // What stock's helper gets from the C API it calls with the size.
+        return Err(PySystemError::new_err("Negative size passed to PyBytes_FromStringAndSize"));
     }
     // SAFETY: the caller vouches for the string (as with ctypes' `string_at`).
     let bytes = unsafe {
@@ -244,7 +245,8 @@ pub fn string_at<'py>(
 pub fn wstring_at(py: Python<'_>, address: usize, size: isize) -> PyResult<PyObject> {
     let source = non_null(address)? as *const u32;
     if size < -1 {
-        return Err(PyValueError::new_err("negative size (only -1 means up to NUL)"));
+        // As above.
+        return Err(PySystemError::new_err("Negative size passed to PyUnicode_New"));
     }
     let len = (size >= 0).then_some(size as usize);
     // SAFETY: the caller vouches for the string.

@@ -363,7 +363,10 @@ pub fn char_p_from_param<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     match string_from_param(cls, value, false)? {
         Some(result) => Ok(result),
-        None => retry_as_parameter(cls, value, wrong_type(), char_p_from_param),
+        None => {
+            let error = refused(value, "c_char_p");
+            retry_as_parameter(cls, value, error, char_p_from_param)
+        }
     }
 }
 
@@ -375,12 +378,25 @@ pub fn wchar_p_from_param<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     match string_from_param(cls, value, true)? {
         Some(result) => Ok(result),
-        None => retry_as_parameter(cls, value, wrong_type(), wchar_p_from_param),
+        None => {
+            let error = refused(value, "c_wchar_p");
+            retry_as_parameter(cls, value, error, wchar_p_from_param)
+        }
     }
 }
 
 fn wrong_type() -> PyErr {
     PyTypeError::new_err("wrong type")
+}
+
+/// The error of a pointer type's `from_param` for `value`: "wrong type" until 3.12, from
+/// 3.13 naming the value's type and the ctypes type `name`.
+fn refused(value: &Bound<'_, PyAny>, name: &str) -> PyErr {
+    if value.py().version_info() < (3, 13) {
+        return wrong_type();
+    }
+    let type_name = value.get_type().name().map(|name| name.to_string()).unwrap_or_default();
+    PyTypeError::new_err(format!("'{type_name}' object cannot be interpreted as ctypes.{name}"))
 }
 
 /// `c_void_p.from_param`: None, ints, bytes, str, instances, any array or pointer,
@@ -439,7 +455,7 @@ pub fn void_p_from_param<'py>(
             return Ok(Bound::new(py, carg)?.into_any());
         }
     }
-    retry_as_parameter(cls, value, wrong_type(), void_p_from_param)
+    retry_as_parameter(cls, value, refused(value, "c_void_p"), void_p_from_param)
 }
 
 /// `from_param` of structures, unions, arrays and function pointer types (ctypes'
