@@ -72,7 +72,7 @@ impl Target {
         let gil = unsafe { pyo3::ffi::PyGILState_Ensure() };
         // SAFETY: the GIL is held; the pointers are the closure's, valid for this call.
         if unsafe { self.run_directly(args, ret) } {
-            drop(self);
+            crate::gil::release(self);
             // SAFETY: paired with the `PyGILState_Ensure` above.
             unsafe { pyo3::ffi::PyGILState_Release(gil) };
             return;
@@ -96,7 +96,7 @@ impl Target {
             // SAFETY: as above.
             unsafe { pyo3::ffi::PyErr_WriteUnraisable(self.callable.as_ptr()) };
         }
-        drop(self);
+        crate::gil::release(self);
         // SAFETY: paired with the `PyGILState_Ensure` above.
         unsafe { pyo3::ffi::PyGILState_Release(gil) };
     }

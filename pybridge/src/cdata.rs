@@ -283,6 +283,11 @@ impl CData {
         let keeps_many =
             ctype.is_pointer_type || matches!(ctype.shape, Shape::Aggregate | Shape::Array { .. });
         let fast = FastAccess::of_class(cls, ctype);
+        if matches!(ctype.shape, Shape::Aggregate) {
+            // Stock's rule: once a structure or union has an instance (made any way), its
+            // `_fields_` can no longer change its layout under that instance.
+            crate::slots::mark_final(cls)?;
+        }
         if let Some((address, base, index)) = view {
             return Ok(CData { keeps_many, fast, ..CData::view(address, ctype.size, base, index) });
         }
@@ -318,15 +323,20 @@ impl CData {
     /// shared as they are.
     pub fn shared_objects(source: &Bound<'_, CData>) -> PyResult<Option<PyObject>> {
         let py = source.py();
+        // Made before the mutable borrow: allocating may run the garbage collector, and
+        // with it Python code that reads this object (see `cdata_unchecked`).
+        let fresh = PyDict::new(py).into_any().unbind();
         let mut data = source.borrow_mut();
         if data.base.is_some() {
             return Ok(data.objects.as_ref().map(|objects| objects.clone_ref(py)));
         }
         let objects = match &data.objects {
             Some(objects) if !objects.is_none(py) => objects.clone_ref(py),
-            _ => PyDict::new(py).into_any().unbind(),
+            _ => fresh,
         };
-        data.objects = Some(objects.clone_ref(py));
+        let replaced = data.objects.replace(objects.clone_ref(py));
+        drop(data);
+        drop(replaced); // after the borrow: dropping may run Python code
         Ok(Some(objects))
     }
 
@@ -343,10 +353,19 @@ impl CData {
             };
             root = base.downcast_into::<CData>()?;
         }
-        let mut data = root.borrow_mut();
-        if data.objects.is_none() && data.keeps_many {
-            data.objects = Some(PyDict::new(py).into_any().unbind());
+        let needs_dict = {
+            let data = root.borrow();
+            data.objects.is_none() && data.keeps_many
+        };
+        if needs_dict {
+            // Made before the mutable borrow, as in `shared_objects`.
+            let fresh = PyDict::new(py).into_any().unbind();
+            let mut data = root.borrow_mut();
+            if data.objects.is_none() {
+                data.objects = Some(fresh);
+            }
         }
+        let data = root.borrow();
         Ok(data.objects.as_ref().map(|objects| objects.clone_ref(py)))
     }
 
@@ -394,6 +413,14 @@ fn keep_ref_at(target: &Bound<'_, CData>, index: isize, kept: KeepAlive) -> PyRe
         };
         root = base.downcast_into::<CData>()?;
     }
+    // A dict needed is made before the mutable borrow, as in `CData::shared_objects`.
+    let needs_dict = {
+        let data = root.borrow();
+        let has_dict = matches!(&data.objects, Some(objects)
+            if objects.bind(py).is_instance_of::<PyDict>());
+        data.keeps_many && !has_dict
+    };
+    let fresh = needs_dict.then(|| PyDict::new(py).into_any().unbind());
     let mut data = root.borrow_mut();
     if !data.keeps_many {
         let replaced = data.objects.replace(kept);
@@ -406,7 +433,8 @@ fn keep_ref_at(target: &Bound<'_, CData>, index: isize, kept: KeepAlive) -> PyRe
             (objects.clone_ref(py), None)
         }
         _ => {
-            let dict = PyDict::new(py).into_any().unbind();
+            // (Only if code run by the allocation above replaced the dict: a rare path.)
+            let dict = fresh.unwrap_or_else(|| PyDict::new(py).into_any().unbind());
             (dict.clone_ref(py), data.objects.replace(dict))
         }
     };
@@ -795,9 +823,9 @@ pub fn byref(obj: &Bound<'_, PyAny>, offset: isize) -> PyResult<CArgObject> {
 
 /// The direct forms of `byref(x)`, `addressof(x)` and `sizeof(x)` (fastfn.rs).
 pub fn install_direct_functions(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    crate::fastfn::install(module, c"byref", byref_direct)?;
-    crate::fastfn::install(module, c"addressof", addressof_direct)?;
-    crate::fastfn::install(module, c"sizeof", sizeof_direct)
+    crate::fastfn::install::<0>(module, c"byref", byref_direct)?;
+    crate::fastfn::install::<1>(module, c"addressof", addressof_direct)?;
+    crate::fastfn::install::<2>(module, c"sizeof", sizeof_direct)
 }
 
 /// `byref(instance)`.

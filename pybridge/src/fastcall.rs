@@ -653,6 +653,7 @@ unsafe fn call_without_trampoline(
     // SAFETY: the vectorcall protocol.
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf) } as usize;
     if plan.args.len() != nargs || address == 0 || plan.warm_up.is_some() {
+        crate::gil::release(plan);
         return None;
     }
     // From here a panic must not make the trampoline's path call the function again.
@@ -662,6 +663,8 @@ unsafe fn call_without_trampoline(
         slf.get().install_entry(&plan);
         Some(result)
     }));
+    // The plan may have lost its function object during the call (argtypes changed).
+    crate::gil::release(plan);
     let result = match outcome {
         Ok(result) => result?,
         Err(_) => Err(pyo3::exceptions::PySystemError::new_err("jitctypes bug: panic in a call")),

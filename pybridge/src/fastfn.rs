@@ -8,7 +8,7 @@
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::Borrowed;
+use std::sync::OnceLock;
 
 /// The direct form of a function: its result for the single argument `arg`, or None when
 /// the pyo3 function must handle the call (then no error may be set).
@@ -17,26 +17,29 @@ use pyo3::Borrowed;
 /// Called with the GIL held and a live `arg`.
 pub type DirectBody = unsafe fn(Python<'_>, *mut ffi::PyObject) -> Option<*mut ffi::PyObject>;
 
-/// What the C function gets as `self`: its direct body and the function it replaces.
-#[pyclass(frozen, module = "jitctypes._rawffi")]
+/// A fast function's direct body and the pyo3 function it replaces.
 struct FastFunction {
     direct: DirectBody,
-    generic: PyObject,
+    generic: Py<PyAny>,
 }
 
-/// The entry of every fast function (METH_FASTCALL | METH_KEYWORDS).
-unsafe extern "C" fn enter(
-    slf: *mut ffi::PyObject,
+/// Slots for the fast functions; each has its own C entry (`enter::<SLOT>`), so that
+/// `__self__` stays the module, as for any module function (pickling names it so).
+const SLOTS: usize = 3;
+static FUNCTIONS: [OnceLock<FastFunction>; SLOTS] = [const { OnceLock::new() }; SLOTS];
+
+/// The entry of fast function `SLOT` (METH_FASTCALL | METH_KEYWORDS).
+unsafe extern "C" fn enter<const SLOT: usize>(
+    _module: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
     nargsf: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    // SAFETY: CPython calls the function with the GIL held, `self` being the
-    // `FastFunction` it was made with, `nargs` live arguments and null or keyword names.
+    // SAFETY: CPython calls the function with the GIL held, `nargs` live arguments and
+    // null or keyword names; the slot was filled before the function was made.
     unsafe {
         let py = Python::assume_gil_acquired();
-        let function = Borrowed::from_ptr(py, slf);
-        let function = function.downcast_unchecked::<FastFunction>().get();
+        let function = FUNCTIONS[SLOT].get().expect("filled by install");
         let nargs = ffi::PyVectorcall_NARGS(nargsf as usize);
         if nargs == 1 && kwnames.is_null() {
             if let Some(result) = (function.direct)(py, *args) {
@@ -48,12 +51,13 @@ unsafe extern "C" fn enter(
 }
 
 /// Replaces the module's function `name` (already added, by pyo3) by a C function that
-/// runs `direct` first.
-pub fn install(
+/// runs `direct` first, using slot `SLOT` (one per function).
+pub fn install<const SLOT: usize>(
     module: &Bound<'_, PyModule>,
     name: &'static std::ffi::CStr,
     direct: DirectBody,
 ) -> PyResult<()> {
+    const { assert!(SLOT < SLOTS) };
     let py = module.py();
     let key = name.to_str().expect("an ASCII name");
     let generic = module.getattr(key)?;
@@ -65,21 +69,23 @@ pub fn install(
         None => summary,
     };
     let doc = std::ffi::CString::new(doc).expect("no NUL in a docstring");
-    let target = Bound::new(py, FastFunction { direct, generic: generic.unbind() })?;
+    if FUNCTIONS[SLOT].set(FastFunction { direct, generic: generic.unbind() }).is_err() {
+        return Ok(()); // installed already (a second module initialisation)
+    }
     // CPython keeps pointers to the definition and its strings: they live for the process.
     let definition = Box::leak(Box::new(ffi::PyMethodDef {
         ml_name: name.as_ptr(),
-        ml_meth: ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: enter },
+        ml_meth: ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: enter::<SLOT> },
         ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
         ml_doc: Box::leak(doc.into_boxed_c_str()).as_ptr(),
     }));
     let module_name = module.name()?;
-    // SAFETY: a leaked definition; `target` and the module name are live objects, which
-    // the new function keeps references to.
+    // SAFETY: a leaked definition; the module and its name are live objects, which the
+    // new function keeps references to.
     let function = unsafe {
         Bound::from_owned_ptr_or_err(
             py,
-            ffi::PyCFunction_NewEx(definition, target.as_ptr(), module_name.as_ptr()),
+            ffi::PyCFunction_NewEx(definition, module.as_ptr(), module_name.as_ptr()),
         )?
     };
     module.setattr(key, function)

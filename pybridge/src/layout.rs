@@ -29,7 +29,7 @@ pub struct PyLayout {
 /// `(CType, bits or None)`, with `_pack_` (None or 0: natural), non-native byte order
 /// (`swapped`), continuing after `base` (the CType of a base structure).
 #[pyfunction]
-#[pyo3(signature = (kind, members, pack = None, swapped = false, base = None))]
+#[pyo3(signature = (kind, members, pack = None, swapped = false, base = None, align = None))]
 pub fn layout(
     py: Python<'_>,
     kind: &str,
@@ -37,6 +37,7 @@ pub fn layout(
     pack: Option<usize>,
     swapped: bool,
     base: Option<Bound<'_, CType>>,
+    align: Option<usize>,
 ) -> PyResult<PyLayout> {
     let kind = match kind {
         "struct" => LayoutKind::Struct,
@@ -54,6 +55,7 @@ pub fn layout(
         pack: pack.filter(|&pack| pack != 0),
         swapped,
         base: base.as_ref().map(|(size, align, _)| (*size, *align)),
+        min_align: align.filter(|&align| align > 1).unwrap_or(1),
     };
     let computed = Layout::compute(&request).map_err(layout_error)?;
     let jit = match &base {

@@ -28,6 +28,7 @@ mod fastfn;
 mod field;
 mod funcptr;
 mod function;
+mod gil;
 mod helpers;
 mod known_types;
 mod layout;

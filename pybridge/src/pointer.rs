@@ -141,7 +141,8 @@ impl Pointer {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        // Stock assigns through the sequence protocol: the index is converted first.
+        // Stock converts the index first, whatever the pointer holds, and reports a huge
+        // one as an overflow (reads report it as an index error).
         let index = index_value(key, &slf.py().get_type::<PyOverflowError>())?;
         let target = Elements::of_class(&slf.get_type())?;
         let base = non_null(slf)?;
@@ -150,6 +151,7 @@ impl Pointer {
     }
 
     fn __delitem__(slf: &Bound<'_, Pointer>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        // (Stock reports a huge index here as an overflow, not as an index error.)
         index_value(key, &slf.py().get_type::<PyOverflowError>())?;
         Err(PyTypeError::new_err("Pointer does not support item deletion"))
     }

@@ -112,22 +112,15 @@ impl Initialise for CData {
         init_fields(slf.as_any(), args, kwargs)
     }
 
-    /// `S()` of a class that has had instances before: nothing to do.
+    /// `S()`: nothing to do (making the instance marked its class final already).
     unsafe fn init_directly(
-        slf: *mut ffi::PyObject,
+        _slf: *mut ffi::PyObject,
         args: *mut ffi::PyObject,
         kwargs: *mut ffi::PyObject,
     ) -> bool {
         // SAFETY: caller's contract.
         unsafe {
-            if ffi::PyTuple_GET_SIZE(args) != 0
-                || (!kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0)
-            {
-                return false;
-            }
-            let py = Python::assume_gil_acquired();
-            let cls = Borrowed::from_ptr(py, ffi::Py_TYPE(slf).cast());
-            is_final(cls.downcast_unchecked::<PyType>())
+            ffi::PyTuple_GET_SIZE(args) == 0 && (kwargs.is_null() || ffi::PyDict_Size(kwargs) == 0)
         }
     }
 }
@@ -170,7 +163,7 @@ pub fn init_fields(
 
 /// Records on `cls` that it has instances (`_fields_` is final from then on), bypassing
 /// the metaclass's `__setattr__` as `type.__setattr__` does.
-fn mark_final(cls: &Bound<'_, PyType>) -> PyResult<()> {
+pub(crate) fn mark_final(cls: &Bound<'_, PyType>) -> PyResult<()> {
     if is_final(cls) {
         return Ok(());
     }
@@ -648,6 +641,57 @@ unsafe extern "C" fn fast_new<const BASE: usize>(
 
 /// Installs `fast_new` on `_SimpleCData` and `Array` (before any subclass inherits
 /// `tp_new`; a class defining `__new__` gets CPython's own slot instead).
+/// pyo3's deallocators of the Rust classes ctypes classes derive from.
+static PYO3_DEALLOC: std::sync::OnceLock<[ffi::destructor; 5]> = std::sync::OnceLock::new();
+
+/// `tp_dealloc` of the Rust classes under every ctypes class: pyo3's, then the release of
+/// the instance's type. pyo3 0.25.1 frees an instance without releasing its type
+/// (PyO3/pyo3#6223, fixed after the version pinned here), while CPython since 3.8 leaves
+/// that to the deallocator of a heap type's base when the base is a heap type too: every
+/// instance of a ctypes class would otherwise keep its class alive for ever.
+unsafe extern "C" fn dealloc_releasing_type<const BASE: usize>(obj: *mut ffi::PyObject) {
+    // SAFETY: CPython calls the slot once, when the last reference went; the type is read
+    // before pyo3 frees the object and released last (it may be freed with it).
+    unsafe {
+        let object_type = ffi::Py_TYPE(obj);
+        let dealloc = PYO3_DEALLOC.get().expect("set with the slot")[BASE];
+        dealloc(obj);
+        if ffi::PyType_HasFeature(object_type, ffi::Py_TPFLAGS_HEAPTYPE) != 0 {
+            ffi::Py_DECREF(object_type.cast());
+        }
+    }
+}
+
+fn wrap_deallocators(py: Python<'_>) {
+    use pyo3::PyTypeInfo;
+    let types = [
+        CData::type_object_raw(py),
+        SimpleCData::type_object_raw(py),
+        Array::type_object_raw(py),
+        crate::pointer::Pointer::type_object_raw(py),
+        crate::funcptr::CFuncPtr::type_object_raw(py),
+    ];
+    // SAFETY: our own heap types, before any subclass or instance exists; pyo3 gave each
+    // a deallocator.
+    unsafe {
+        let originals = types.map(|ty| (*ty).tp_dealloc.expect("pyo3 classes deallocate"));
+        if PYO3_DEALLOC.set(originals).is_err() {
+            return; // wrapped already (a second module initialisation)
+        }
+        let wrapped: [ffi::destructor; 5] = [
+            dealloc_releasing_type::<0>,
+            dealloc_releasing_type::<1>,
+            dealloc_releasing_type::<2>,
+            dealloc_releasing_type::<3>,
+            dealloc_releasing_type::<4>,
+        ];
+        for (ty, dealloc) in types.into_iter().zip(wrapped) {
+            (*ty).tp_dealloc = Some(dealloc);
+            ffi::PyType_Modified(ty);
+        }
+    }
+}
+
 fn record_pointer_mapping(py: Python<'_>) {
     use pyo3::PyTypeInfo;
     // SAFETY: our own heap type; pyo3 gave it both mapping slots (`__getitem__`,
@@ -690,6 +734,7 @@ pub fn install_slots(py: Python<'_>) -> PyResult<()> {
     install_value_descriptor(py)?;
     install_fast_new(py);
     record_pointer_mapping(py);
+    wrap_deallocators(py);
     use pyo3::PyTypeInfo;
     let field_type = CField::type_object_raw(py);
     let array_type = Array::type_object_raw(py);

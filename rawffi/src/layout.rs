@@ -79,12 +79,15 @@ pub struct LayoutRequest<'a> {
     /// alignment)`. The base's alignment is not capped by `pack`, as in ctypes. In a union,
     /// the members overlap the base's storage from offset 0.
     pub base: Option<(usize, usize)>,
+    /// ctypes' `_align_` (CPython 3.13+): the aggregate is aligned to at least this (a power
+    /// of two; 1 changes nothing), its size rounded up to it; a pack does not cap it.
+    pub min_align: usize,
 }
 
 impl<'a> LayoutRequest<'a> {
     /// A natural, native-order request without a base.
     pub fn new(kind: LayoutKind, members: &'a [MemberDecl]) -> LayoutRequest<'a> {
-        LayoutRequest { kind, members, pack: None, swapped: false, base: None }
+        LayoutRequest { kind, members, pack: None, swapped: false, base: None, min_align: 1 }
     }
 }
 
@@ -151,6 +154,9 @@ pub enum LayoutError {
     BadPack {
         pack: usize,
     },
+    BadAlign {
+        align: usize,
+    },
     BadBase {
         size: usize,
         align: usize,
@@ -191,6 +197,10 @@ pub enum LayoutError {
 impl fmt::Display for LayoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            LayoutError::BadAlign { align } => {
+                let most = jit::signature::MAX_ALIGN;
+                write!(f, "_align_ must be a power of two up to {most}, not {align}")
+            }
             LayoutError::BadPack { pack } => {
                 write!(f, "_pack_ must be a power of two up to {MAX_PACK}, not {pack}")
             }
@@ -349,6 +359,10 @@ impl Layout {
         if base_size % base_align != 0 {
             return Err(LayoutError::BadBase { size: base_size, align: base_align });
         }
+        let min_align = request.min_align;
+        if !min_align.is_power_of_two() || min_align > jit::signature::MAX_ALIGN {
+            return Err(LayoutError::BadAlign { align: min_align });
+        }
         let mut placer = Placer {
             pack: request.pack,
             used_bits: base_size.checked_mul(8).ok_or(LayoutError::Overflow)?,
@@ -363,7 +377,8 @@ impl Layout {
             };
             placements.push((placement, decl.ty.size()));
         }
-        let size = align_up(placer.used_bits.div_ceil(8), placer.align)?;
+        let align = placer.align.max(min_align);
+        let size = align_up(placer.used_bits.div_ceil(8), align)?;
         let fields = placements
             .into_iter()
             .enumerate()
@@ -386,7 +401,7 @@ impl Layout {
                 }
             })
             .collect::<Result<Vec<_>, LayoutError>>()?;
-        Ok(Layout { size, align: placer.align, fields })
+        Ok(Layout { size, align, fields })
     }
 
     /// The `jit` type that passes this aggregate by value. Bit-field storage is described as
@@ -697,6 +712,22 @@ mod tests {
             let empty = layout(kind, &[], None);
             assert_eq!((empty.size, empty.align, empty.fields.len()), (0, 1, 0));
         }
+    }
+
+    #[test]
+    fn a_minimum_alignment_raises_alignment_and_size_even_under_a_pack() {
+        let members = [field(Type::U8), field(Type::U8)];
+        let request =
+            LayoutRequest { min_align: 4, ..LayoutRequest::new(LayoutKind::Struct, &members) };
+        let layout = Layout::compute(&request).unwrap();
+        assert_eq!((layout.size, layout.align), (4, 4));
+        let by_value = layout.by_value_type(&request).unwrap();
+        assert_eq!((by_value.size(), by_value.align()), (4, 4));
+        let packed = LayoutRequest { pack: Some(1), min_align: 8, ..request };
+        let layout = Layout::compute(&packed).unwrap();
+        assert_eq!((layout.size, layout.align), (8, 8));
+        let odd = LayoutRequest { min_align: 3, ..request };
+        assert_eq!(Layout::compute(&odd), Err(LayoutError::BadAlign { align: 3 }));
     }
 
     #[test]

@@ -128,7 +128,7 @@ impl Declarations {
     fn request<'a>(&self, decl: &Decl, members: &'a [MemberDecl]) -> LayoutRequest<'a> {
         let base =
             decl.base.map(|index| (self.laid[index].layout.size, self.laid[index].layout.align));
-        LayoutRequest { kind: decl.kind, members, pack: decl.pack, swapped: false, base }
+        LayoutRequest { pack: decl.pack, base, ..LayoutRequest::new(decl.kind, members) }
     }
 
     fn base_type(&self, decl: &Decl) -> Option<&Type> {

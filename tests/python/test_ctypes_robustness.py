@@ -143,3 +143,107 @@ def test_cycles_through_a_restype_are_collected():
         return alive() is None
 
     assert scenario(ours) == scenario(stock) == True  # noqa: E712
+
+
+# Regressions of the review of the compiled fast paths (entry stubs, direct slots, callbacks).
+
+
+def test_fields_are_final_once_an_instance_exists_however_made():
+    def scenario(m):
+        results = []
+        makers = {
+            "__new__": lambda cls: cls.__new__(cls),
+            "from_buffer": lambda cls: cls.from_buffer(bytearray(16)),
+            "from_address": lambda cls: cls.from_address(m.addressof(m.c_int())),
+            "own __init__": lambda cls: type("Sub", (cls,), {"__init__": lambda self: None})(),
+        }
+        for name, make in makers.items():
+
+            class S(m.Structure):
+                pass
+
+            instance = make(S)
+            results.append((name, outcome(lambda S=S: setattr(S, "_fields_", [("x", m.c_int)]))))
+            del instance
+        return results
+
+    assert scenario(ours) == scenario(stock)
+
+
+def test_python_code_run_by_a_collection_inside_a_keep_sees_a_consistent_object():
+    class Point(ours.Structure):
+        _fields_ = [("text", ours.c_char_p), ("x", ours.c_int), ("tag", ours.c_char * 4)]
+
+    errors, current = [], [None]
+
+    class Cycle:
+        def __init__(self):
+            self.me = self
+
+        def __del__(self):
+            if current[0] is not None:
+                try:
+                    _ = current[0].tag  # the generic field path, borrowing the object
+                except Exception as error:  # noqa: BLE001 (any failure is the finding)
+                    errors.append(repr(error))
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(1, 1000, 1000)  # a collection at (almost) every allocation
+    try:
+        for _ in range(2000):
+            current[0] = Point()
+            Cycle()
+            current[0].text = b"abc"  # keeps the bytes: a dict is made for the kept objects
+            current[0] = None
+    finally:
+        gc.set_threshold(*threshold)
+    assert errors == []
+
+
+def test_a_callback_that_drops_its_own_function_object_is_freed_at_once(c_library_paths):
+    import weakref
+
+    library = ours.CDLL(c_library_paths["rawffi_test"])
+    callback_type = ours.CFUNCTYPE(None)
+    store = library.store_callback
+    store.argtypes, store.restype = [callback_type], None
+    run = library.run_stored_callback
+    run.argtypes, run.restype = [], None
+    holder = type("Holder", (), {})()
+    for _ in range(20):  # past the calls after which stubs are compiled
+
+        class Callable:
+            def __call__(self):
+                holder.callback = None  # the last reference to the CFUNCTYPE object
+
+        target = Callable()
+        alive = weakref.ref(target)
+        holder.callback = callback_type(target)
+        del target
+        store(holder.callback)
+        run()
+        assert alive() is None, "the callable outlived its callback"
+
+
+def test_instances_do_not_keep_their_class_alive():
+    import weakref
+
+    for make in (
+        lambda: type("S", (ours.Structure,), {"_fields_": [("x", ours.c_int)]}),
+        lambda: type("A", (ours.Array,), {"_type_": ours.c_int, "_length_": 3}),
+        lambda: type("P", (ours.c_int,), {}),
+        lambda: type("F", (ours._CFuncPtr,), {"_flags_": ours._FUNCFLAG_CDECL}),
+    ):
+        cls = make()
+        instances = [cls() for _ in range(3)]
+        alive = weakref.ref(cls)
+        del cls, instances
+        gc.collect()
+        assert alive() is None
+
+
+def test_the_direct_module_functions_pickle_as_module_functions():
+    import pickle
+
+    for function in (ours.sizeof, ours.byref, ours.addressof):
+        assert pickle.loads(pickle.dumps(function)) is function

@@ -81,3 +81,21 @@ def test_side_by_side_with_stock():
     result = run("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3 4"
+
+
+def test_a_directory_or_a_zipapp_runs_as_python_runs_them(tmp_path):
+    import zipapp
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__main__.py").write_text(
+        "import ctypes, sys\nprint(sys.modules['_ctypes'].__name__, sys.argv[1:])\n"
+    )
+    zipapp.create_archive(app, tmp_path / "app.pyz")
+    for target in (app, tmp_path / "app.pyz"):
+        result = subprocess.run(
+            [sys.executable, "-m", "jitctypes", str(target), "x"],
+            capture_output=True,
+            text=True,
+        )
+        assert result.stdout.strip() == "jitctypes._ctypes ['x']", result.stderr

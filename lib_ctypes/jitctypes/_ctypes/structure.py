@@ -2,6 +2,8 @@
 ``_fields_``, ask ``_rawffi.layout`` for the layout, install one Rust ``CField`` descriptor
 per field) and the instance initialiser."""
 
+import sys
+
 from jitctypes import _rawffi
 from jitctypes._ctypes import pep3118
 from jitctypes._ctypes.basics import _CDataType, overrides
@@ -128,7 +130,8 @@ class _AggregateType(_CDataType):
             types.append(field_type)
         swapped = hasattr(cls, "_swappedbytes_")
         base_ctype = base.__ctype__ if base is not None else None
-        layout = _rawffi.layout(cls._kind, members, pack or None, swapped, base_ctype)
+        align = _forced_alignment(cls)
+        layout = _rawffi.layout(cls._kind, members, pack or None, swapped, base_ctype, align)
         first_index = len(base_names)
         for offset_index, (name, field_type, (offset, _size, bits)) in enumerate(
             zip(names, types, layout.fields, strict=True)
@@ -198,6 +201,16 @@ class UnionType(_AggregateType):
     __module__ = "_ctypes"
 
     _kind = "union"
+
+
+def _forced_alignment(cls) -> int | None:
+    """`_align_` (inherited like any attribute), which stock honours from 3.13 on."""
+    if sys.version_info < (3, 13):
+        return None
+    align = getattr(cls, "_align_", 0)
+    if not isinstance(align, int) or align < 0:
+        raise ValueError("_align_ must be a non-negative integer")
+    return align or None
 
 
 def _aggregate_root(cls) -> type | None:

@@ -83,3 +83,9 @@ void set_bits_b4_b4_u24(struct bits_b4_b4_u24 *s, long a, long b, long c, long d
 void set_bits_h4_h4_i24_h4(struct bits_h4_h4_i24_h4 *s, long a, long b, long c, long d) { s->a = a; s->b = b; s->c = c; s->d = d; }
 void set_bits_q33_q31(struct bits_q33_q31 *s, long a, long b, long c, long d) { s->a = a; s->b = b; (void)c; (void)d; }
 void set_bits_union_i7_h3(union bits_union_i7_h3 *s, long a, long b, long c, long d) { s->a = a; (void)b; (void)c; (void)d; }
+
+/* A callback kept by C between calls: Python may drop its own references to it meanwhile,
+ * even while it runs. */
+static void (*stored_callback)(void);
+void store_callback(void (*callback)(void)) { stored_callback = callback; }
+void run_stored_callback(void) { stored_callback(); }
