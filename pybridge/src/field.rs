@@ -28,6 +28,62 @@ pub enum Access {
     WideChars,
 }
 
+impl CField {
+    /// Made by the structure metaclass (`make_field`) from `rawffi`'s layout: `access` is
+    /// "value", "view", "chars" or "wchars"; `bits` is `(shift, width, window size)`.
+    pub fn new(
+        field_type: Bound<'_, PyType>,
+        ctype: Bound<'_, CType>,
+        offset: usize,
+        index: usize,
+        access: &str,
+        bits: Option<BitSpec>,
+    ) -> PyResult<CField> {
+        let access = Access::from_name(access)?;
+        let bits = match bits {
+            Some((shift, width, window)) => {
+                let signed = matches!(ctype.get().code(), Some((code, _)) if code.is_signed());
+                Some((BitField { shift, width, signed }, window))
+            }
+            None => None,
+        };
+        let size = match &bits {
+            // Stock's bit offset counts from the least significant bit of the native unit.
+            Some((bits, _)) => ((bits.width as usize) << 16) | bits.shift as usize,
+            None => ctype.get().size,
+        };
+        let fast = (access == Access::Value && bits.is_none())
+            .then(|| FastScalar::of(ctype.get()))
+            .flatten();
+        Ok(CField {
+            offset,
+            size,
+            index,
+            field_type: field_type.unbind(),
+            ctype: ctype.unbind(),
+            bits,
+            access,
+            fast,
+        })
+    }
+}
+
+/// `make_field(field_type, ctype, offset, index, access, bits=None)`: a new `CField` (the
+/// class itself cannot be instantiated from Python, as stock's since 3.13).
+#[pyfunction]
+#[pyo3(signature = (field_type, ctype, offset, index, access, bits = None))]
+pub fn make_field<'py>(
+    field_type: Bound<'py, PyType>,
+    ctype: Bound<'py, CType>,
+    offset: usize,
+    index: usize,
+    access: &str,
+    bits: Option<BitSpec>,
+) -> PyResult<Bound<'py, CField>> {
+    let py = field_type.py();
+    Bound::new(py, CField::new(field_type, ctype, offset, index, access, bits)?)
+}
+
 /// Stock's error for a field read, written or deleted through another object.
 fn not_an_instance() -> PyErr {
     PyTypeError::new_err("not a ctype instance")
@@ -358,46 +414,6 @@ impl CField {
 
 #[pymethods]
 impl CField {
-    /// Made by the structure metaclass from `rawffi`'s layout: `access` is "value",
-    /// "view", "chars" or "wchars"; `bits` is `(shift, width, window size)`.
-    #[new]
-    #[pyo3(signature = (field_type, ctype, offset, index, access, bits = None))]
-    fn new(
-        field_type: Bound<'_, PyType>,
-        ctype: Bound<'_, CType>,
-        offset: usize,
-        index: usize,
-        access: &str,
-        bits: Option<BitSpec>,
-    ) -> PyResult<CField> {
-        let access = Access::from_name(access)?;
-        let bits = match bits {
-            Some((shift, width, window)) => {
-                let signed = matches!(ctype.get().code(), Some((code, _)) if code.is_signed());
-                Some((BitField { shift, width, signed }, window))
-            }
-            None => None,
-        };
-        let size = match &bits {
-            // Stock's bit offset counts from the least significant bit of the native unit.
-            Some((bits, _)) => ((bits.width as usize) << 16) | bits.shift as usize,
-            None => ctype.get().size,
-        };
-        let fast = (access == Access::Value && bits.is_none())
-            .then(|| FastScalar::of(ctype.get()))
-            .flatten();
-        Ok(CField {
-            offset,
-            size,
-            index,
-            field_type: field_type.unbind(),
-            ctype: ctype.unbind(),
-            bits,
-            access,
-            fast,
-        })
-    }
-
     /// `(field type, CType, offset, index, access, bits)`: what the metaclass needs to
     /// make the descriptors of `_anonymous_` members.
     fn _parts(&self, py: Python<'_>) -> FieldParts {

@@ -116,6 +116,8 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(slots::init_fields, module)?)?;
     module.add_function(wrap_pyfunction!(slots::enable_fast_getitem, module)?)?;
     module.add_class::<field::CField>()?;
+    module.add_function(wrap_pyfunction!(field::make_field, module)?)?;
+    module.add_function(wrap_pyfunction!(slots::make_immutable, module)?)?;
     module.add_class::<array::Array>()?;
     module.add_class::<pointer::Pointer>()?;
     module.add_function(wrap_pyfunction!(array::char_array_value, module)?)?;

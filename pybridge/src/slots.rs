@@ -727,6 +727,31 @@ fn install_fast_new(py: Python<'_>) {
     }
 }
 
+/// Marks `cls` (a base class of ctypes, made in Python) immutable, as stock's C types are:
+/// its attributes can no longer be set or deleted.
+#[pyfunction]
+pub fn make_immutable(cls: &Bound<'_, PyType>) {
+    // SAFETY: a live heap type; CPython reads the flag when an attribute is set.
+    unsafe {
+        (*cls.as_type_ptr()).tp_flags |= ffi::Py_TPFLAGS_IMMUTABLETYPE;
+        ffi::PyType_Modified(cls.as_type_ptr());
+    }
+}
+
+/// `CField` is made by `field::make_field` only, and immutable, as stock's (3.13 says so
+/// in its flags; before, its type was static, so immutable too).
+fn seal_field_type(py: Python<'_>) {
+    use pyo3::PyTypeInfo;
+    let field_type = CField::type_object_raw(py);
+    // SAFETY: our own heap type, before any instance exists.
+    unsafe {
+        (*field_type).tp_new = None;
+        (*field_type).tp_flags |=
+            ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION | ffi::Py_TPFLAGS_IMMUTABLETYPE;
+        ffi::PyType_Modified(field_type);
+    }
+}
+
 /// Installs the C slots on `CField` and `Array` (at module initialisation, before any
 /// subclass copies them), `tp_new` of simple and array types and the `value` descriptor
 /// of `_SimpleCData`.
@@ -735,6 +760,7 @@ pub fn install_slots(py: Python<'_>) -> PyResult<()> {
     install_fast_new(py);
     record_pointer_mapping(py);
     wrap_deallocators(py);
+    seal_field_type(py);
     use pyo3::PyTypeInfo;
     let field_type = CField::type_object_raw(py);
     let array_type = Array::type_object_raw(py);

@@ -247,3 +247,12 @@ def test_the_direct_module_functions_pickle_as_module_functions():
 
     for function in (ours.sizeof, ours.byref, ours.addressof):
         assert pickle.loads(pickle.dumps(function)) is function
+
+
+def test_the_base_classes_are_immutable_as_stock_s_c_types():
+    def scenario(m):
+        bases = (m.Structure, m.Union, m.Array, m._Pointer, m._SimpleCData, m._CFuncPtr)
+        classes = bases + tuple(type(base) for base in bases)  # and their metaclasses
+        return [outcome(lambda cls=cls: setattr(cls, "attribute", 1)) for cls in classes]
+
+    assert [kind for kind, _ in scenario(ours)] == [kind for kind, _ in scenario(stock)]

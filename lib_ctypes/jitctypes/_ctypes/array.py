@@ -98,3 +98,7 @@ class Array(_rawffi.Array, metaclass=PyCArrayType):
     __slots__ = ()  # like stock's C base types: instances of subclasses with slots have no dict
 
     from_param = classmethod(_rawffi.cdata_from_param)
+
+
+_rawffi.make_immutable(Array)
+_rawffi.make_immutable(type(Array))  # as stock's metaclasses

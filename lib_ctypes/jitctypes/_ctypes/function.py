@@ -90,6 +90,10 @@ class CFuncPtr(_rawffi.CFuncPtr, metaclass=PyCFuncPtrType):
         return _from_callable(cls, first)
 
 
+_rawffi.make_immutable(CFuncPtr)
+_rawffi.make_immutable(type(CFuncPtr))  # as stock's metaclasses
+
+
 def _from_library(cls, spec, paramflags=None):
     """``prototype((name, dll), paramflags)``: the symbol `name` of `dll`."""
     spec = tuple(spec)

@@ -59,6 +59,10 @@ class _Pointer(_rawffi._Pointer, metaclass=PyCPointerType):
     from_param = classmethod(_rawffi.pointer_from_param)
 
 
+_rawffi.make_immutable(_Pointer)
+_rawffi.make_immutable(type(_Pointer))  # as stock's metaclasses
+
+
 def POINTER(target):  # noqa: N802 (stock's name)
     """The pointer type of ``target``, created once and cached."""
     found = _pointer_type_cache.get(target)

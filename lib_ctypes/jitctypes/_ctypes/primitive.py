@@ -88,3 +88,7 @@ class _SimpleCData(_rawffi._SimpleCData, metaclass=PyCSimpleType):
     __slots__ = ()  # like stock's C base types: instances of subclasses with slots have no dict
 
     from_param = classmethod(_rawffi.simple_from_param)
+
+
+_rawffi.make_immutable(_SimpleCData)
+_rawffi.make_immutable(type(_SimpleCData))  # as stock's metaclasses

@@ -74,7 +74,9 @@ class _AggregateType(_CDataType):
             type.__setattr__(cls, "__ctype__", None)
             return cls
         for base in bases:
-            if isinstance(base, _AggregateType):
+            if isinstance(base, _AggregateType) and not base.__dict__.get(
+                "_jitctypes_abstract_root_"
+            ):
                 type.__setattr__(base, "_jitctypes_final_", True)
         type.__setattr__(cls, "_jitctypes_ready_", True)
         if "_fields_" in namespace:
@@ -136,7 +138,7 @@ class _AggregateType(_CDataType):
         for offset_index, (name, field_type, (offset, _size, bits)) in enumerate(
             zip(names, types, layout.fields, strict=True)
         ):
-            descriptor = _rawffi.CField(
+            descriptor = _rawffi.make_field(
                 field_type,
                 field_type.__ctype__,
                 offset,
@@ -180,7 +182,7 @@ def _promote_fields(cls, anonymous_field) -> None:
         inner = outer_type.__dict__.get(inner_name) or getattr(outer_type, inner_name)
         field_type, ctype, offset, _index, access, bits = inner._parts()
         offset += outer_offset
-        combined = _rawffi.CField(field_type, ctype, offset, outer_index, access, bits)
+        combined = _rawffi.make_field(field_type, ctype, offset, outer_index, access, bits)
         if inner_name in inner_anonymous:
             _promote_fields(cls, combined)
         else:
@@ -233,6 +235,10 @@ class Structure(_rawffi._CData, metaclass=PyCStructType):
         _rawffi.init_fields(self, args, kwargs)
 
 
+_rawffi.make_immutable(Structure)
+_rawffi.make_immutable(type(Structure))  # as stock's metaclasses
+
+
 class Union(_rawffi._CData, metaclass=UnionType):
     """Union base class."""
 
@@ -244,3 +250,8 @@ class Union(_rawffi._CData, metaclass=UnionType):
 
     def __init__(self, *args, **kwargs):
         _rawffi.init_fields(self, args, kwargs)
+
+
+if sys.version_info >= (3, 13):  # stock's Union was a mutable type until 3.12
+    _rawffi.make_immutable(Union)
+_rawffi.make_immutable(type(Union))
