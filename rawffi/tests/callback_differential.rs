@@ -4,9 +4,11 @@
 //! A seeded generator makes signatures from every scalar and from structs and unions of the
 //! shapes the x86-64 System V ABI treats differently: small mixes in one register, 9–16
 //! byte mixes in two, float pairs, structs over 16 bytes (memory), nested arrays, packed
-//! structs, unions, `long double`; up to 20 arguments, ints, floats and structs interleaved,
-//! so that registers run out and arguments go to the stack; void, scalar and struct
-//! results, some returned through a hidden pointer. A few hand-picked signatures join them.
+//! and over-aligned structs, unions, `long double`; up to 20 arguments, ints, floats and
+//! structs interleaved, so that registers run out and arguments go to the stack; void,
+//! scalar and struct results, some returned through a hidden pointer. Hand-picked
+//! signatures join them (70 arguments, a 4000-byte struct, `long double` after odd stack
+//! slots, ...).
 //!
 //! For each, gcc compiles `u64 call<k>(callback, u8 *out)`: it builds every argument from a
 //! seed of its position, folds them into a checksum *before* the call (so the checksum is
@@ -15,6 +17,10 @@
 //! checks that `args[i]` holds exactly the bytes Rust builds from the same seed and fills
 //! the return buffer with a value built from the case's result seed; the checksum and the
 //! bytes C received must be what Rust computes.
+//!
+//! Two more tests: callbacks called from threads Rust spawns (many calls at once), and
+//! hundreds of callbacks of one signature (one shared stub, a thunk each), which must each
+//! run their own handler, also after freed thunks are reused.
 //!
 //! Knobs: `CALLBACK_DIFF_COUNT` (default 300 random signatures), `CALLBACK_DIFF_SEED`,
 //! `CALLBACK_DIFF_ONLY=<case>` (checks that case alone and prints its C caller).
@@ -1154,6 +1160,7 @@ fn compiled_stubs_and_libffi_closures_agree_with_gcc_callers() {
         assert_eq!(tally.signatures, suite.cases.len());
         // Every path gets a real workout, not just an empty loop.
         assert!(tally.compiled_calls >= suite.cases.len() * 9 / 10, "{tally:?}");
+        assert!(tally.closure_calls >= suite.cases.len() * 3 / 4, "{tally:?}");
         assert!(tally.with_stack_arguments > 0 && tally.with_float_on_stack > 0, "{tally:?}");
     }
 }
@@ -1225,25 +1232,30 @@ fn callbacks_of_one_signature_share_a_stub_and_keep_their_own_data() {
     addresses.dedup();
     assert_eq!(addresses.len(), live.len(), "every callback has its own code address");
 
-    let check_all = |live: &[(u64, Callback, Arc<Probe>, Value)],
-                     calls_so_far: &dyn Fn(u64) -> usize| {
-        // Called in the reverse order of their making, so that neighbours differ.
-        for (variant, callback, probe, result) in live.iter().rev() {
-            let wrong = call_through(case, callback, result);
-            assert_eq!(wrong, None, "callback {variant}");
-            assert_eq!(probe.problems(), Vec::<String>::new(), "callback {variant}");
-            assert_eq!(
-                probe.calls.load(Ordering::Relaxed),
-                calls_so_far(*variant),
-                "callback {variant}"
-            );
-        }
-    };
-    check_all(&live, &|_| 1);
+    check_each(case, &live, |_| 1);
 
     // Every other callback freed and as many made: their thunk slots are handed out again,
-    // with new data.
+    // with new data. Then all are called at once from four threads, a quarter each.
     live.retain(|(variant, ..)| variant % 2 == 1);
     live.extend((300..450).map(make));
-    check_all(&live, &|variant| if variant < 300 { 2 } else { 1 });
+    std::thread::scope(|scope| {
+        for quarter in live.chunks(live.len().div_ceil(4)) {
+            scope.spawn(|| check_each(case, quarter, |variant| if variant < 300 { 2 } else { 1 }));
+        }
+    });
+}
+
+/// Calls each callback once through `case`'s C caller; each must run its own handler, which
+/// then has run `calls_so_far(variant)` times.
+fn check_each(
+    case: &Case,
+    callbacks: &[(u64, Callback, Arc<Probe>, Value)],
+    calls_so_far: fn(u64) -> usize,
+) {
+    for (variant, callback, probe, result) in callbacks {
+        assert_eq!(call_through(case, callback, result), None, "callback {variant}");
+        assert_eq!(probe.problems(), Vec::<String>::new(), "callback {variant}");
+        let calls = probe.calls.load(Ordering::Relaxed);
+        assert_eq!(calls, calls_so_far(*variant), "callback {variant}");
+    }
 }
