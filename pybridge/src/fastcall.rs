@@ -455,9 +455,9 @@ pub(crate) unsafe fn convert_argument(
                 if is_none {
                     write_pointer(slot, 0);
                 } else if arg_type == target.as_ptr().cast() {
-                    write_pointer(slot, cdata_address(py, arg)?);
+                    write_pointer(slot, cdata_address(arg));
                 } else if arg_type == pointer_type.as_ptr().cast() {
-                    write_pointer(slot, *(cdata_address(py, arg)? as *const usize));
+                    write_pointer(slot, *(cdata_address(arg) as *const usize));
                 } else {
                     let object = Bound::from_borrowed_ptr(py, arg);
                     if let Some(carg) = crate::known_types::as_carg(&object) {
@@ -472,7 +472,7 @@ pub(crate) unsafe fn convert_argument(
                         if !element.is(target) {
                             return None;
                         }
-                        write_pointer(slot, cdata_address(py, arg)?);
+                        write_pointer(slot, cdata_address(arg));
                     } else {
                         return None;
                     }
@@ -482,7 +482,7 @@ pub(crate) unsafe fn convert_argument(
                 if arg_type != cls.as_ptr().cast() {
                     return None;
                 }
-                let address = cdata_address(py, arg)?;
+                let address = cdata_address(arg);
                 if *by_value {
                     return Some(Value::At(address as *mut c_void));
                 }
@@ -537,16 +537,15 @@ fn write_pointer(slot: &mut Slot, address: usize) {
     slot.0[..8].copy_from_slice(&address.to_ne_bytes());
 }
 
-/// The memory address of a ctypes instance.
+/// The memory address of a ctypes instance, read without pyo3's borrow flag (an atomic
+/// update per argument otherwise).
 ///
 /// # Safety
-/// `obj` is a live object.
-unsafe fn cdata_address(py: Python<'_>, obj: *mut ffi::PyObject) -> Option<usize> {
+/// `obj` is a live ctypes instance: every caller has checked its type against a ctypes
+/// class (exactly, or as an `Array`).
+unsafe fn cdata_address(obj: *mut ffi::PyObject) -> usize {
     // SAFETY: caller's contract.
-    let object = unsafe { Bound::from_borrowed_ptr(py, obj) };
-    let data = crate::known_types::as_cdata(&object)?;
-    let address = data.try_borrow().ok()?.address();
-    Some(address)
+    unsafe { crate::cdata::cdata_unchecked(obj).address() }
 }
 
 /// Runs `plan` on the arguments, or returns None for the general path.
