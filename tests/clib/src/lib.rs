@@ -2,6 +2,8 @@
 //! the tests and benchmarks that call into it: the checksum the C side folds values with,
 //! and a compiler driver for C generated at test time.
 
+pub mod generated;
+
 use std::io;
 use std::path::Path;
 use std::process::Command;
