@@ -296,13 +296,10 @@ unsafe extern "C" fn pointer_assign(
 ) -> c_int {
     // SAFETY: CPython calls the slot with the GIL held, on a pointer instance.
     unsafe {
-        if let Some((scalar, address)) = fast_pointee(slf, key) {
-            if !value.is_null() && scalar.write(address, value) {
-                return 0;
-            }
-        }
-        let (_, generic) = POINTER_MAPPING.get().expect("recorded at initialisation");
-        generic(slf, key, value)
+        write_or(fast_pointee(slf, key), value, || {
+            let (_, generic) = POINTER_MAPPING.get().expect("recorded at initialisation");
+            generic(slf, key, value)
+        })
     }
 }
 
@@ -345,12 +342,9 @@ unsafe extern "C" fn array_assign(
 ) -> c_int {
     // SAFETY: CPython calls the slot with the GIL held, on an array instance.
     unsafe {
-        if let Some((scalar, address)) = fast_element(slf, key) {
-            if !value.is_null() && scalar.write(address, value) {
-                return 0;
-            }
-        }
-        pyo3::impl_::trampoline::setattrofunc(slf, key, value, array_assign_body)
+        write_or(fast_element(slf, key), value, || {
+            pyo3::impl_::trampoline::setattrofunc(slf, key, value, array_assign_body)
+        })
     }
 }
 
@@ -373,6 +367,27 @@ unsafe fn array_assign_body(
     };
     Array::set_item(&array, &key, &value)?;
     Ok(0)
+}
+
+/// The C result of a slot that writes `value` (null: a deletion) at `place`, the fast kind
+/// and address the slot found for it: 0 if `scalar.rs` wrote it directly, else what the
+/// generic path returns (it also raises every error).
+///
+/// # Safety
+/// The GIL is held; `place`, if any, is writable storage of its kind; `value` is null or
+/// a live object.
+unsafe fn write_or(
+    place: Option<(FastScalar, usize)>,
+    value: *mut ffi::PyObject,
+    generic: impl FnOnce() -> c_int,
+) -> c_int {
+    if let Some((scalar, address)) = place {
+        // SAFETY: caller's contract.
+        if !value.is_null() && unsafe { scalar.write(address, value) } {
+            return 0;
+        }
+    }
+    generic()
 }
 
 /// The fast kind and offset of the field `slf` if it has one and `obj` is a ctypes
@@ -496,12 +511,11 @@ unsafe extern "C" fn field_set(
 ) -> c_int {
     // SAFETY: as for `field_get`.
     unsafe {
-        if let Some((scalar, offset)) = fast_field(slf, obj) {
-            if !value.is_null() && scalar.write(cdata_unchecked(obj).address() + offset, value) {
-                return 0;
-            }
-        }
-        pyo3::impl_::trampoline::setattrofunc(slf, obj, value, field_set_body)
+        let place = fast_field(slf, obj)
+            .map(|(scalar, offset)| (scalar, cdata_unchecked(obj).address() + offset));
+        write_or(place, value, || {
+            pyo3::impl_::trampoline::setattrofunc(slf, obj, value, field_set_body)
+        })
     }
 }
 
@@ -554,12 +568,10 @@ unsafe extern "C" fn simple_value_set(
     // SAFETY: as for the getter; pyo3's three-pointer trampoline carries the closure.
     unsafe {
         let data = cdata_unchecked(obj);
-        if let Some(scalar) = data.fast().scalar {
-            if !value.is_null() && scalar.write(data.address(), value) {
-                return 0;
-            }
-        }
-        pyo3::impl_::trampoline::setattrofunc(obj, value, closure.cast(), simple_value_set_body)
+        let place = data.fast().scalar.map(|scalar| (scalar, data.address()));
+        write_or(place, value, || {
+            pyo3::impl_::trampoline::setattrofunc(obj, value, closure.cast(), simple_value_set_body)
+        })
     }
 }
 
