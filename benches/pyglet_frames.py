@@ -16,13 +16,11 @@ both, so the ratio says how much of a frame the ctypes layer costs.
 
 import argparse
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
+
+from pyglet_processes import rerun_under_xvfb_without_display, run_child, write_json
 
 SHAPES = 200
 BINDS = 4000
@@ -77,18 +75,8 @@ def child(frames: int, warmup: int, debug_gl: bool) -> None:
 
 
 def measure(implementation: str, debug_gl: bool, frames: int) -> float:
-    command = [sys.executable]
-    if implementation == "jitctypes":
-        command += ["-m", "jitctypes"]
-    command += [__file__, "--child", "--frames", str(frames)]
-    if debug_gl:
-        command.append("--debug-gl")
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
-    document = json.loads(result.stdout.strip().splitlines()[-1])
-    expected = "jitctypes._ctypes" if implementation == "jitctypes" else "_ctypes"
-    if document["ctypes"] != expected:
-        raise RuntimeError(f"{implementation} run was served by {document['ctypes']}")
-    return document["ms_per_frame"]
+    arguments = ["--child", "--frames", str(frames)] + (["--debug-gl"] if debug_gl else [])
+    return run_child(implementation, __file__, arguments, timeout=600)["ms_per_frame"]
 
 
 def main() -> None:
@@ -102,11 +90,7 @@ def main() -> None:
     if arguments.child:
         child(arguments.frames, warmup=20, debug_gl=arguments.debug_gl)
         return
-    if not os.environ.get("DISPLAY"):
-        if not shutil.which("xvfb-run"):
-            raise SystemExit("no DISPLAY and no xvfb-run: run scripts/setup-pyglet.sh")
-        screen = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24"]
-        raise SystemExit(subprocess.call([*screen, sys.executable, *sys.argv]))
+    rerun_under_xvfb_without_display()
     results: dict[str, dict[str, list[float]]] = {}
     for debug_gl in (True, False):
         key = f"debug_gl={'on' if debug_gl else 'off'}"
@@ -125,10 +109,7 @@ def main() -> None:
             f"| {key.split('=')[1]} | {stock:.2f} ({spread['stock']}) | "
             f"{jit:.2f} ({spread['jitctypes']}) | {stock / jit:.2f}× |"
         )
-    out = Path(arguments.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "frames.json").write_text(json.dumps(results, indent=1))
-    print(f"wrote {out / 'frames.json'}")
+    write_json(arguments.out, "frames.json", results)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,11 @@ with the spread and the jitctypes/stock ratios, writes target/bench-pyglet/start
 import argparse
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
+
+from pyglet_processes import rerun_under_xvfb_without_display, run_child, write_json
 
 PHASES = ("import pyglet", "window created", "first frame", "process")
 
@@ -53,24 +52,13 @@ def child() -> None:
 
 
 def measure(implementation: str) -> dict:
-    command = [sys.executable]
-    if implementation == "jitctypes":
-        command += ["-m", "jitctypes"]
-    command += [__file__, "--child"]
     started = time.time()
     environment = {**os.environ, "JITCTYPES_BENCH_STARTED": repr(started)}
     # Installed packages start from cached bytecode: a first run writes it (also for a
     # development install, whose sources are compiled anew at each start otherwise).
     environment.pop("PYTHONDONTWRITEBYTECODE", None)
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=300, check=True, env=environment
-    )
-    wall = 1000 * (time.time() - started)
-    document = json.loads(result.stdout.strip().splitlines()[-1])
-    expected = "jitctypes._ctypes" if implementation == "jitctypes" else "_ctypes"
-    if document["ctypes"] != expected:
-        raise RuntimeError(f"{implementation} run was served by {document['ctypes']}")
-    document["process"] = wall
+    document = run_child(implementation, __file__, ["--child"], timeout=300, env=environment)
+    document["process"] = 1000 * (time.time() - started)
     return document
 
 
@@ -83,11 +71,7 @@ def main() -> None:
     if arguments.child:
         child()
         return
-    if not os.environ.get("DISPLAY"):
-        if not shutil.which("xvfb-run"):
-            raise SystemExit("no DISPLAY and no xvfb-run: run scripts/setup-pyglet.sh")
-        screen = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24"]
-        raise SystemExit(subprocess.call([*screen, sys.executable, *sys.argv]))
+    rerun_under_xvfb_without_display()
     runs: dict[str, list[dict]] = {"stock": [], "jitctypes": []}
     for implementation in runs:  # warms the file system and bytecode caches
         measure(implementation)
@@ -110,10 +94,7 @@ def main() -> None:
         f"\njitctypes compiled {cache['stubs']} direct and {cache.get('entry_stubs', 0)} entry "
         f"stubs in {cache['compile_time_us'] / 1000:.1f} ms, {cache['code_bytes']} bytes"
     )
-    out = Path(arguments.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "startup.json").write_text(json.dumps(runs, indent=1))
-    print(f"wrote {out / 'startup.json'}")
+    write_json(arguments.out, "startup.json", runs)
 
 
 if __name__ == "__main__":

@@ -162,11 +162,7 @@ impl<'a> CallbackBuilder<'a> {
     }
 
     fn build(mut self, frontend: cranelift_codegen::isa::TargetFrontendConfig) {
-        let start = self.b().create_block();
-        self.b().append_block_params_for_function_params(start);
-        self.b().switch_to_block(start);
-        self.b().seal_block(start);
-        let values = self.b().block_params(start).to_vec();
+        let values = self.lowering.start_function();
         let plan = self.lowering.plan;
         let (params, _) = callee_signature(plan);
 

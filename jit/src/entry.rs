@@ -299,12 +299,7 @@ impl<'a> EntryBuilder<'a> {
     }
 
     fn build(mut self, frontend: cranelift_codegen::isa::TargetFrontendConfig) {
-        let start = self.b().create_block();
-        self.b().append_block_params_for_function_params(start);
-        self.b().switch_to_block(start);
-        self.b().seal_block(start);
-        let params = self.b().block_params(start).to_vec();
-        let [callable, args, nargsf, kwnames] = params[..] else {
+        let [callable, args, nargsf, kwnames] = self.lowering.start_function()[..] else {
             unreachable!("the entry has four parameters")
         };
         let fallback = self.b().create_block();
@@ -325,8 +320,7 @@ impl<'a> EntryBuilder<'a> {
         let boxed = self.box_result(result);
         self.b().ins().return_(&[boxed]);
 
-        self.b().switch_to_block(fallback);
-        self.b().seal_block(fallback);
+        self.lowering.enter_block(fallback);
         let sig = self.signature(&[types::I64; 4], Some(types::I64));
         let host = self.address(self.runtime.fallback);
         let call = self.b().ins().call_indirect(sig, host, &[callable, args, nargsf, kwnames]);
@@ -363,8 +357,7 @@ impl<'a> EntryBuilder<'a> {
     fn guard(&mut self, entry: &Entry, condition: Value) {
         let next = self.b().create_block();
         self.b().ins().brif(condition, next, &[], entry.fallback, &[]);
-        self.b().switch_to_block(next);
-        self.b().seal_block(next);
+        self.lowering.enter_block(next);
     }
 
     fn address(&mut self, address: usize) -> Value {
@@ -468,16 +461,14 @@ impl<'a> EntryBuilder<'a> {
                 let zero = self.b().ins().iconst(types::I64, 0);
                 let is_none = self.is(object, rt.none);
                 self.b().ins().brif(is_none, done, &[BlockArg::Value(zero)], not_none, &[]);
-                self.b().switch_to_block(not_none);
-                self.b().seal_block(not_none);
+                self.lowering.enter_block(not_none);
                 let ty = self.type_of(object);
                 let is_bytes = self.is(ty, rt.bytes_type);
                 self.guard(entry, is_bytes);
                 let data_pointer =
                     self.b().ins().iadd_imm_s(object, i64::from(rt.bytes_data_offset));
                 self.b().ins().jump(done, &[BlockArg::Value(data_pointer)]);
-                self.b().switch_to_block(done);
-                self.b().seal_block(done);
+                self.lowering.enter_block(done);
                 let pointer = self.b().block_params(done)[0];
                 self.b().ins().store(store, pointer, slot, 0);
             }
@@ -505,14 +496,12 @@ impl<'a> EntryBuilder<'a> {
         let is_float = self.is(ty, rt.float_type);
         self.b().ins().brif(is_float, from_float, &[], not_float, &[]);
 
-        self.b().switch_to_block(from_float);
-        self.b().seal_block(from_float);
+        self.lowering.enter_block(from_float);
         let offset = rt.float_value_offset;
         let value = self.b().ins().load(types::F64, object_flags(), object, offset);
         self.b().ins().jump(done, &[BlockArg::Value(value)]);
 
-        self.b().switch_to_block(not_float);
-        self.b().seal_block(not_float);
+        self.lowering.enter_block(not_float);
         let is_int = self.is(ty, rt.int_type);
         self.guard(entry, is_int);
         let value = self.call_host(rt.long_as_f64, &[object], Some(types::F64));
@@ -522,21 +511,18 @@ impl<'a> EntryBuilder<'a> {
         let check_error = self.b().create_block();
         self.b().ins().brif(maybe_error, check_error, &[], done, &[BlockArg::Value(value)]);
 
-        self.b().switch_to_block(check_error);
-        self.b().seal_block(check_error);
+        self.lowering.enter_block(check_error);
         let error = self.call_host(rt.err_occurred, &[], Some(types::I64));
         let no_error = self.b().ins().icmp_imm_s(IntCC::Equal, error.expect("returns"), 0);
         let clear = self.b().create_block();
         self.b().set_cold_block(clear);
         self.b().ins().brif(no_error, done, &[BlockArg::Value(value)], clear, &[]);
 
-        self.b().switch_to_block(clear);
-        self.b().seal_block(clear);
+        self.lowering.enter_block(clear);
         self.call_host(rt.err_clear, &[], None);
         self.b().ins().jump(entry.fallback, &[]);
 
-        self.b().switch_to_block(done);
-        self.b().seal_block(done);
+        self.lowering.enter_block(done);
         self.b().block_params(done)[0]
     }
 
@@ -560,44 +546,37 @@ impl<'a> EntryBuilder<'a> {
         let is_none = self.is(object, rt.none);
         self.b().ins().brif(is_none, store_value, &[BlockArg::Value(zero)], not_none, &[]);
 
-        self.b().switch_to_block(not_none);
-        self.b().seal_block(not_none);
+        self.lowering.enter_block(not_none);
         let ty = self.type_of(object);
         let from_int = self.b().create_block();
         let not_int = self.b().create_block();
         let is_int = self.is(ty, rt.int_type);
         self.b().ins().brif(is_int, from_int, &[], not_int, &[]);
 
-        self.b().switch_to_block(from_int);
-        self.b().seal_block(from_int);
+        self.lowering.enter_block(from_int);
         let bits = self.call_host(rt.long_as_u64_mask, &[object], Some(types::I64));
         self.b().ins().jump(store_value, &[BlockArg::Value(bits.expect("returns"))]);
 
-        self.b().switch_to_block(not_int);
-        self.b().seal_block(not_int);
+        self.lowering.enter_block(not_int);
         let from_bytes = self.b().create_block();
         let other = self.b().create_block();
         let is_bytes = self.is(ty, rt.bytes_type);
         self.b().ins().brif(is_bytes, from_bytes, &[], other, &[]);
 
-        self.b().switch_to_block(from_bytes);
-        self.b().seal_block(from_bytes);
+        self.lowering.enter_block(from_bytes);
         let data_pointer = self.b().ins().iadd_imm_s(object, i64::from(rt.bytes_data_offset));
         self.b().ins().jump(store_value, &[BlockArg::Value(data_pointer)]);
 
-        self.b().switch_to_block(other);
-        self.b().seal_block(other);
+        self.lowering.enter_block(other);
         let at = self.helper_call(entry, object, slot, index, data);
         self.b().ins().jump(done, &[BlockArg::Value(at)]);
 
-        self.b().switch_to_block(store_value);
-        self.b().seal_block(store_value);
+        self.lowering.enter_block(store_value);
         let pointer = self.b().block_params(store_value)[0];
         self.b().ins().store(MemFlagsData::trusted(), pointer, slot, 0);
         self.b().ins().jump(done, &[BlockArg::Value(slot)]);
 
-        self.b().switch_to_block(done);
-        self.b().seal_block(done);
+        self.lowering.enter_block(done);
         self.b().block_params(done)[0]
     }
 
@@ -660,12 +639,10 @@ impl<'a> EntryBuilder<'a> {
             self.b().set_cold_block(failed);
             let next = self.b().create_block();
             self.b().ins().brif(error, failed, &[], next, &[]);
-            self.b().switch_to_block(failed);
-            self.b().seal_block(failed);
+            self.lowering.enter_block(failed);
             let null = self.b().ins().iconst(types::I64, 0);
             self.b().ins().return_(&[null]);
-            self.b().switch_to_block(next);
-            self.b().seal_block(next);
+            self.lowering.enter_block(next);
         }
         self.count_call();
         ret
@@ -727,19 +704,16 @@ impl<'a> EntryBuilder<'a> {
         let non_null = self.b().create_block();
         self.b().ins().brif(pointer, non_null, &[], null, &[]);
 
-        self.b().switch_to_block(null);
-        self.b().seal_block(null);
+        self.lowering.enter_block(null);
         let none = self.address(rt.none);
         self.call_host(rt.incref, &[none], None);
         self.b().ins().jump(done, &[BlockArg::Value(none)]);
 
-        self.b().switch_to_block(non_null);
-        self.b().seal_block(non_null);
+        self.lowering.enter_block(non_null);
         let object = self.call_host(function, &[pointer], Some(types::I64)).expect("returns");
         self.b().ins().jump(done, &[BlockArg::Value(object)]);
 
-        self.b().switch_to_block(done);
-        self.b().seal_block(done);
+        self.lowering.enter_block(done);
         self.b().block_params(done)[0]
     }
 }

@@ -227,15 +227,25 @@ pub(crate) struct StubBuilder<'a> {
 }
 
 impl<'a> StubBuilder<'a> {
+    /// Opens the function's first block; returns the function's parameters.
+    pub(crate) fn start_function(&mut self) -> Vec<Value> {
+        let start = self.builder.create_block();
+        self.builder.append_block_params_for_function_params(start);
+        self.enter_block(start);
+        self.builder.block_params(start).to_vec()
+    }
+
+    /// Continues in `block`, whose predecessors are all known by now (stubs are built in
+    /// order, every block after the branches to it).
+    pub(crate) fn enter_block(&mut self, block: ir::Block) {
+        self.builder.switch_to_block(block);
+        self.builder.seal_block(block);
+    }
+
     fn build(mut self, frontend: TargetFrontendConfig) {
-        let entry = self.builder.create_block();
-        self.builder.append_block_params_for_function_params(entry);
-        self.builder.switch_to_block(entry);
-        self.builder.seal_block(entry);
-        let [target, args, ret] = self.builder.block_params(entry) else {
+        let [target, args, ret] = self.start_function()[..] else {
             unreachable!("the stub entry has three parameters")
         };
-        let (target, args, ret) = (*target, *args, *ret);
 
         let storage_pointers = self.load_argument_pointers(args);
         let (callee_params, values) = self.lower_arguments(&storage_pointers, ret);

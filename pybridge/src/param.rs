@@ -361,13 +361,7 @@ pub fn char_p_from_param<'py>(
     cls: &Bound<'py, PyType>,
     value: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    match string_from_param(cls, value, false)? {
-        Some(result) => Ok(result),
-        None => {
-            let error = refused(value, "c_char_p");
-            retry_as_parameter(cls, value, error, char_p_from_param)
-        }
-    }
+    string_pointer_from_param(cls, value, false, char_p_from_param)
 }
 
 /// `c_wchar_p.from_param`.
@@ -376,13 +370,21 @@ pub fn wchar_p_from_param<'py>(
     cls: &Bound<'py, PyType>,
     value: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    match string_from_param(cls, value, true)? {
-        Some(result) => Ok(result),
-        None => {
-            let error = refused(value, "c_wchar_p");
-            retry_as_parameter(cls, value, error, wchar_p_from_param)
-        }
+    string_pointer_from_param(cls, value, true, wchar_p_from_param)
+}
+
+/// The body of both string pointers' `from_param` (`wide`: `c_wchar_p`), which is `this`.
+fn string_pointer_from_param<'py>(
+    cls: &Bound<'py, PyType>,
+    value: &Bound<'py, PyAny>,
+    wide: bool,
+    this: fn(&Bound<'py, PyType>, &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if let Some(result) = string_from_param(cls, value, wide)? {
+        return Ok(result);
     }
+    let error = refused(value, if wide { "c_wchar_p" } else { "c_char_p" });
+    retry_as_parameter(cls, value, error, this)
 }
 
 fn wrong_type() -> PyErr {
