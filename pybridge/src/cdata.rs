@@ -8,7 +8,7 @@
 //! about it. Arrays (array.rs), pointers (pointer.rs) and function pointers (funcptr.rs)
 //! are further subclasses of `_CData`.
 
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -191,12 +191,184 @@ impl FastAccess {
 /// contents after its base's, so it is the same for all); 0 until measured.
 static CDATA_OFFSET: AtomicIsize = AtomicIsize::new(0);
 
-/// Measures `CDATA_OFFSET` on one instance (at module initialisation).
+/// Whether instances are built and freed in place (`place_in_new_object`,
+/// `dealloc_in_place`) rather than through pyo3's initializer and deallocator chains,
+/// which cost as much as the rest of `c_int(5)`. Set at module initialisation when a
+/// probe shows that pyo3 keeps nothing in our instances but the `CData` and zero bytes
+/// (its unused borrow flag is 0): zeroed memory with the `CData` moved in is then exactly
+/// what pyo3 makes.
+static IN_PLACE: AtomicBool = AtomicBool::new(false);
+
+/// Measures `CDATA_OFFSET` on one instance, and decides `IN_PLACE` (at module
+/// initialisation).
 pub fn measure_cdata_offset(py: Python<'_>) -> PyResult<()> {
+    use pyo3::PyTypeInfo;
     let probe = Bound::new(py, CData::view(0, 0, None, 0))?;
-    let contents = &*probe.borrow() as *const CData as isize;
-    CDATA_OFFSET.store(contents - probe.as_ptr() as isize, Ordering::Relaxed);
+    let contents = {
+        let contents = probe.borrow();
+        &*contents as *const CData as isize
+    };
+    let offset = contents - probe.as_ptr() as isize;
+    CDATA_OFFSET.store(offset, Ordering::Relaxed);
+
+    // SAFETY: reading the sizes of live type objects.
+    let basic_size = |ty: *mut pyo3::ffi::PyTypeObject| unsafe { (*ty).tp_basicsize } as usize;
+    let size = basic_size(CData::type_object_raw(py));
+    let subclasses_add_nothing = [
+        SimpleCData::type_object_raw(py),
+        crate::array::Array::type_object_raw(py),
+        crate::pointer::Pointer::type_object_raw(py),
+    ]
+    .into_iter()
+    .all(|ty| basic_size(ty) == size);
+    let header = std::mem::size_of::<pyo3::ffi::PyObject>();
+    let contents_end = offset as usize + std::mem::size_of::<CData>();
+    let zero_besides_contents = header <= offset as usize && contents_end <= size && {
+        // SAFETY: the probe's own `size` bytes; no borrow of it is alive.
+        let bytes = unsafe { std::slice::from_raw_parts(probe.as_ptr().cast::<u8>(), size) };
+        bytes[header..offset as usize].iter().chain(&bytes[contents_end..]).all(|&b| b == 0)
+    };
+    IN_PLACE.store(subclasses_add_nothing && zero_besides_contents, Ordering::Relaxed);
     Ok(())
+}
+
+/// Where the `CData` of an instance lies.
+fn cdata_slot(obj: *mut pyo3::ffi::PyObject) -> *mut CData {
+    obj.cast::<u8>().wrapping_offset(CDATA_OFFSET.load(Ordering::Relaxed)).cast()
+}
+
+/// Releases `reference` at once (pyo3 would queue it where it does not know that the
+/// GIL is held). Call with the GIL held.
+fn release_reference(reference: Option<PyObject>) {
+    if let Some(reference) = reference {
+        // SAFETY: an owned reference; the GIL is held (caller's contract).
+        unsafe { pyo3::ffi::Py_DECREF(reference.into_ptr()) };
+    }
+}
+
+/// Whether an instance of `subtype` can be built in place: `IN_PLACE`, and the class
+/// allocates zeroed memory the standard way.
+///
+/// # Safety
+/// `subtype` is a live type object.
+unsafe fn can_place_in(subtype: *mut pyo3::ffi::PyTypeObject) -> bool {
+    // SAFETY: caller's contract.
+    let alloc = unsafe { (*subtype).tp_alloc };
+    IN_PLACE.load(Ordering::Relaxed)
+        && alloc.map(|alloc| alloc as usize)
+            == Some(pyo3::ffi::PyType_GenericAlloc as *const () as usize)
+}
+
+/// What pyo3's initializer chain makes of `data` for a class deriving from our `_CData`,
+/// `_SimpleCData`, `Array` or `_Pointer`, in one step: a zeroed instance with `data`
+/// moved into it. Returns a new reference.
+///
+/// # Safety
+/// The GIL is held; `can_place_in(subtype)` and `subtype` derives from one of those
+/// classes.
+unsafe fn place_in_new_object(
+    py: Python<'_>,
+    subtype: *mut pyo3::ffi::PyTypeObject,
+    data: CData,
+) -> PyResult<*mut pyo3::ffi::PyObject> {
+    // SAFETY: caller's contract; the allocation is `subtype`'s basic size, zeroed, which
+    // `IN_PLACE` found to be pyo3's state but for the `CData` written at its offset.
+    unsafe {
+        let object = pyo3::ffi::PyType_GenericAlloc(subtype, 0);
+        if object.is_null() {
+            data.release();
+            return Err(PyErr::fetch(py));
+        }
+        std::ptr::write(cdata_slot(object), data);
+        Ok(object)
+    }
+}
+
+/// `new_instance_of` for an owning instance when `can_place_in` its class: the `CData`
+/// is built directly in the new object (`c_int(5)`, `S()`, `(T * n)()` come here).
+///
+/// # Safety
+/// As `place_in_new_object`.
+unsafe fn new_owning_in_place<'py>(cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyAny>> {
+    let py = cls.py();
+    let ctype = class_ctype(cls)?;
+    let ctype = ctype.get();
+    let (keeps_many, fast) = CData::class_traits(cls, ctype)?;
+    let (size, align) = (ctype.size, ctype.align);
+    let inline = size <= 16 && align <= 16;
+    let storage = match inline {
+        true => None,
+        false => {
+            Some(RawBuffer::new(size, align).map_err(pyo3::exceptions::PyMemoryError::new_err)?)
+        }
+    };
+    // SAFETY: caller's contract; the allocation is the class's basic size, zeroed, which
+    // `IN_PLACE` found to be pyo3's state but for the `CData` written at its offset.
+    unsafe {
+        let object = pyo3::ffi::PyType_GenericAlloc(cls.as_type_ptr(), 0);
+        if object.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        std::ptr::write(
+            cdata_slot(object),
+            CData {
+                address: storage.as_ref().map_or(0, |storage| storage.as_ptr() as usize),
+                size,
+                storage,
+                inline: inline.then(InlineCell::default),
+                base: None,
+                index: 0,
+                objects: None,
+                keeps_many,
+                fast,
+            },
+        );
+        Ok(Bound::from_owned_ptr(py, object))
+    }
+}
+
+/// What pyo3's deallocator chain does for an instance of a class deriving from our
+/// `_CData`, `_SimpleCData`, `Array` or `_Pointer` (whose own contents are empty), and
+/// what it forgets (PyO3/pyo3#6223): releasing the instance's heap type. Returns false,
+/// doing nothing, unless `IN_PLACE`.
+///
+/// # Safety
+/// CPython's `tp_dealloc` contract for such an instance.
+pub unsafe fn dealloc_in_place(obj: *mut pyo3::ffi::PyObject) -> bool {
+    use pyo3::ffi;
+    if !IN_PLACE.load(Ordering::Relaxed) {
+        return false;
+    }
+    // SAFETY: the last reference went; the `CData` is moved out before the memory is
+    // freed, and the type is read before and released last (it may go with the object).
+    unsafe {
+        let object_type = ffi::Py_TYPE(obj);
+        if ffi::PyType_IS_GC(object_type) != 0 {
+            ffi::PyObject_GC_UnTrack(obj.cast());
+        }
+        // Every field named, so that a new one is not forgotten; the others are plain
+        // values (the inline bytes included).
+        let CData {
+            address: _,
+            size: _,
+            storage,
+            inline: _,
+            base,
+            index: _,
+            objects,
+            keeps_many: _,
+            fast: _,
+        } = std::ptr::read(cdata_slot(obj));
+        let free = (*object_type).tp_free.expect("every type has tp_free");
+        free(obj.cast());
+        drop(storage);
+        release_reference(base);
+        release_reference(objects);
+        if ffi::PyType_HasFeature(object_type, ffi::Py_TPFLAGS_HEAPTYPE) != 0 {
+            ffi::Py_DECREF(object_type.cast());
+        }
+    }
+    true
 }
 
 /// The `CData` of a ctypes instance, read without pyo3's borrow flag (an atomic update
@@ -236,6 +408,14 @@ impl CData {
             RawBuffer::new(size, align).map_err(pyo3::exceptions::PyMemoryError::new_err)?;
         let address = storage.as_ptr() as usize;
         Ok(CData { address, size, storage: Some(storage), ..CData::view(0, 0, None, 0) })
+    }
+
+    /// Drops this state where pyo3 may not know that the GIL is held (a slot CPython
+    /// calls directly), where dropping a `Py` would only queue its release: the kept
+    /// references are released at once. Call with the GIL held.
+    fn release(mut self) {
+        release_reference(self.base.take());
+        release_reference(self.objects.take());
     }
 
     fn view(address: usize, size: usize, base: Option<PyObject>, index: usize) -> CData {
@@ -280,6 +460,17 @@ impl CData {
     fn of_class(cls: &Bound<'_, PyType>, view: Option<View>, inline_ok: bool) -> PyResult<CData> {
         let ctype = class_ctype(cls)?;
         let ctype = ctype.get();
+        let (keeps_many, fast) = CData::class_traits(cls, ctype)?;
+        if let Some((address, base, index)) = view {
+            return Ok(CData { keeps_many, fast, ..CData::view(address, ctype.size, base, index) });
+        }
+        Ok(CData { keeps_many, fast, ..CData::owning(ctype.size, ctype.align, inline_ok)? })
+    }
+
+    /// What every instance of `cls` (of C type `ctype`) shares: whether it keeps objects
+    /// in a dict (aggregates, arrays, pointers) and its fast access. Marks structures and
+    /// unions final, as stock does when their first instance is made.
+    fn class_traits(cls: &Bound<'_, PyType>, ctype: &CType) -> PyResult<(bool, FastAccess)> {
         let keeps_many =
             ctype.is_pointer_type || matches!(ctype.shape, Shape::Aggregate | Shape::Array { .. });
         let fast = FastAccess::of_class(cls, ctype);
@@ -288,10 +479,7 @@ impl CData {
             // `_fields_` can no longer change its layout under that instance.
             crate::slots::mark_final(cls)?;
         }
-        if let Some((address, base, index)) = view {
-            return Ok(CData { keeps_many, fast, ..CData::view(address, ctype.size, base, index) });
-        }
-        Ok(CData { keeps_many, fast, ..CData::owning(ctype.size, ctype.align, inline_ok)? })
+        Ok((keeps_many, fast))
     }
 
     /// Where the object's memory is.
@@ -682,8 +870,21 @@ pub unsafe fn new_instance_of<'py>(
     use crate::known_types::Base;
     use pyo3::impl_::pyclass_init::PyObjectInit;
     let py = cls.py();
-    let data = PyClassInitializer::from(CData::of_class(cls, view, true)?);
     let subtype = cls.as_type_ptr();
+    // SAFETY: `cls` derives from `base`'s Rust class (caller's contract), a live type.
+    let in_place = base != Base::FunctionPointer && unsafe { can_place_in(subtype) };
+    if in_place && view.is_none() {
+        // SAFETY: as above.
+        return unsafe { new_owning_in_place(cls) };
+    }
+    let data = CData::of_class(cls, view, true)?;
+    if in_place {
+        // SAFETY: as above.
+        let object = unsafe { place_in_new_object(py, subtype, data) }?;
+        // SAFETY: a new reference to the object just made.
+        return Ok(unsafe { Bound::from_owned_ptr(py, object) });
+    }
+    let data = PyClassInitializer::from(data);
     // SAFETY: `cls` derives from the Rust class whose initializer is used (caller's
     // contract); pyo3 allocates the object with `subtype`'s allocator.
     let object = unsafe {

@@ -118,6 +118,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<field::CField>()?;
     module.add_function(wrap_pyfunction!(field::make_field, module)?)?;
     module.add_function(wrap_pyfunction!(slots::make_immutable, module)?)?;
+    module.add_function(wrap_pyfunction!(slots::construct_by_vectorcall, module)?)?;
     module.add_class::<array::Array>()?;
     module.add_class::<pointer::Pointer>()?;
     module.add_function(wrap_pyfunction!(array::char_array_value, module)?)?;

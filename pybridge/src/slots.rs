@@ -47,6 +47,14 @@ trait Initialise: pyo3::PyClass {
     ) -> bool {
         false
     }
+
+    /// `init_directly` for one positional argument `value`.
+    ///
+    /// # Safety
+    /// As `init_directly`; `value` is a live object.
+    unsafe fn init_one_directly(_slf: *mut ffi::PyObject, _value: *mut ffi::PyObject) -> bool {
+        false
+    }
 }
 
 // Stock's simple and array initialisers ignore keyword arguments.
@@ -71,14 +79,16 @@ impl Initialise for SimpleCData {
             }
             match ffi::PyTuple_GET_SIZE(args) {
                 0 => true, // the memory is zeroed already
-                1 => {
-                    let data = cdata_unchecked(slf);
-                    let value = ffi::PyTuple_GET_ITEM(args, 0);
-                    data.fast().scalar.is_some_and(|scalar| scalar.write(data.address(), value))
-                }
+                1 => Self::init_one_directly(slf, ffi::PyTuple_GET_ITEM(args, 0)),
                 _ => false,
             }
         }
+    }
+
+    unsafe fn init_one_directly(slf: *mut ffi::PyObject, value: *mut ffi::PyObject) -> bool {
+        // SAFETY: caller's contract.
+        let data = unsafe { cdata_unchecked(slf) };
+        data.fast().scalar.is_some_and(|scalar| unsafe { scalar.write(data.address(), value) })
     }
 }
 
@@ -224,11 +234,12 @@ unsafe fn fast_init_body<T: Initialise>(
 /// own) at the C initialiser of its Rust base.
 #[pyfunction]
 pub fn enable_fast_init(cls: &Bound<'_, PyType>) -> PyResult<()> {
-    let init: ffi::initproc = match derives_from(cls) {
-        Base::Simple => fast_init::<SimpleCData>,
-        Base::Array => fast_init::<Array>,
-        Base::Data => fast_init::<CData>,
-        Base::Pointer => fast_init::<crate::pointer::Pointer>,
+    use crate::pointer::Pointer;
+    let (init, construct): (ffi::initproc, ffi::vectorcallfunc) = match derives_from(cls) {
+        Base::Simple => (fast_init::<SimpleCData>, construct::<SimpleCData, 0>),
+        Base::Array => (fast_init::<Array>, construct::<Array, 1>),
+        Base::Data => (fast_init::<CData>, construct::<CData, 2>),
+        Base::Pointer => (fast_init::<Pointer>, construct::<Pointer, 3>),
         _ => {
             return Err(PyTypeError::new_err(
                 "only simple, array, structure and union types have a fast __init__",
@@ -237,8 +248,10 @@ pub fn enable_fast_init(cls: &Bound<'_, PyType>) -> PyResult<()> {
     };
     // SAFETY: a heap type whose instances are laid out by the Rust class the initialiser
     // expects; CPython reads the slot at each instantiation.
+    // `tp_vectorcall` is never inherited, so each class gets its own.
     unsafe {
         (*cls.as_type_ptr()).tp_init = Some(init);
+        (*cls.as_type_ptr()).tp_vectorcall = Some(construct);
         ffi::PyType_Modified(cls.as_type_ptr());
     }
     Ok(())
@@ -618,7 +631,8 @@ fn install_value_descriptor(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-/// pyo3's `tp_new` of `_SimpleCData` and `Array`, which `fast_new` leaves keyword calls to.
+/// pyo3's `tp_new` of the classes `fast_new` is installed on, which it leaves keyword
+/// calls to.
 static GENERIC_NEW: std::sync::OnceLock<[ffi::newfunc; 4]> = std::sync::OnceLock::new();
 
 /// `tp_new` of simple and array types: `c_int(5)` and `(c_int * 3)()` make the object
@@ -632,29 +646,179 @@ unsafe extern "C" fn fast_new<const BASE: usize>(
     // SAFETY: CPython calls tp_new with the GIL held, a type deriving from the Rust class
     // the slot was installed on, a tuple and null or a dict.
     unsafe {
-        if !kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0 {
-            let generic = GENERIC_NEW.get().expect("set with the slot")[BASE];
-            return generic(subtype, args, kwargs);
+        let keywords = !kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0;
+        match new_without_keywords::<BASE>(subtype) {
+            Some(object) if !keywords => object,
+            _ => GENERIC_NEW.get().expect("set with the slot")[BASE](subtype, args, kwargs),
         }
-        let py = Python::assume_gil_acquired();
-        let generic = GENERIC_NEW.get().expect("set with the slot")[BASE];
-        let cls = Borrowed::from_ptr(py, subtype.cast());
-        let cls = cls.downcast_unchecked::<PyType>();
-        if BASE == 3 && !crate::pointer::is_complete(cls) {
-            return generic(subtype, args, kwargs); // it raises stock's error
-        }
-        let cls = std::panic::AssertUnwindSafe(cls);
-        read_slot(|_| {
-            let base = [Base::Simple, Base::Array, Base::Data, Base::Pointer][BASE];
-            Ok(crate::cdata::new_instance_of(&cls, base, None)?.unbind())
-        })
     }
 }
 
-/// Installs `fast_new` on `_SimpleCData` and `Array` (before any subclass inherits
-/// `tp_new`; a class defining `__new__` gets CPython's own slot instead).
+/// `fast_new` without keyword arguments: the new instance (null with an exception set),
+/// or None where pyo3's `tp_new` must run (it raises stock's error for a pointer type
+/// without a target).
+///
+/// # Safety
+/// The GIL is held; `subtype` derives from the Rust class of `BASE`.
+unsafe fn new_without_keywords<const BASE: usize>(
+    subtype: *mut ffi::PyTypeObject,
+) -> Option<*mut ffi::PyObject> {
+    // SAFETY: caller's contract.
+    unsafe {
+        let py = Python::assume_gil_acquired();
+        let cls = Borrowed::from_ptr(py, subtype.cast());
+        let cls = cls.downcast_unchecked::<PyType>();
+        if BASE == 3 && !crate::pointer::is_complete(cls) {
+            return None;
+        }
+        let cls = std::panic::AssertUnwindSafe(cls);
+        Some(read_slot(|_| {
+            let base = [Base::Simple, Base::Array, Base::Data, Base::Pointer][BASE];
+            Ok(crate::cdata::new_instance_of(&cls, base, None)?.unbind())
+        }))
+    }
+}
+
+/// `tp_vectorcall` of the classes `enable_fast_init` serves (`c_int(5)`, `S()`): what
+/// `type.__call__` does, `tp_new` then `tp_init`, without the argument tuple CPython
+/// builds for those slots and without the slots' calls when nothing needs them. A call
+/// with keywords, or on a class whose `__new__` or `__init__` was replaced since, goes
+/// through `type.__call__` itself.
+unsafe extern "C" fn construct<T: Initialise, const BASE: usize>(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls vectorcall with the GIL held, `nargs` arguments then one per
+    // keyword name; `callable` is a class this function was installed on, or a class
+    // deriving from the same Rust class (the slot is never inherited).
+    unsafe {
+        let subtype = callable.cast::<ffi::PyTypeObject>();
+        let nargs = ffi::PyVectorcall_NARGS(nargsf);
+        let keywords = !kwnames.is_null() && ffi::PyTuple_GET_SIZE(kwnames) != 0;
+        let own_slots = same_function((*subtype).tp_new, fast_new::<BASE> as *const () as usize)
+            && same_function((*subtype).tp_init, fast_init::<T> as *const () as usize);
+        if keywords || !own_slots {
+            return call_metaclass(callable, args, nargs, kwnames);
+        }
+        let Some(object) = new_without_keywords::<BASE>(subtype) else {
+            return call_metaclass(callable, args, nargs, kwnames);
+        };
+        // Without arguments the zeroed memory is the value (every `tp_init` here agrees).
+        if object.is_null() || nargs == 0 || (nargs == 1 && T::init_one_directly(object, *args)) {
+            return object;
+        }
+        let tuple = tuple_of(args, nargs);
+        let status =
+            if tuple.is_null() { -1 } else { fast_init::<T>(object, tuple, std::ptr::null_mut()) };
+        ffi::Py_XDECREF(tuple);
+        if status < 0 {
+            ffi::Py_DECREF(object);
+            return std::ptr::null_mut();
+        }
+        object
+    }
+}
+
+/// Whether a type slot holds the function at `address`.
+fn same_function<F: Copy>(slot: Option<F>, address: usize) -> bool {
+    // SAFETY: `F` is a function pointer type (a slot's), as large as a `usize`.
+    slot.is_some_and(
+        |function| unsafe { std::mem::transmute_copy::<F, usize>(&function) } == address,
+    )
+}
+
+/// A new tuple of `args[..nargs]`; null with an exception set if it cannot be made.
+///
+/// # Safety
+/// The GIL is held; `args` points at `nargs` live objects.
+unsafe fn tuple_of(args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> *mut ffi::PyObject {
+    // SAFETY: caller's contract; each item stored is a new reference.
+    unsafe {
+        let tuple = ffi::PyTuple_New(nargs);
+        if !tuple.is_null() {
+            for index in 0..nargs {
+                let item = *args.offset(index);
+                ffi::Py_INCREF(item);
+                ffi::PyTuple_SET_ITEM(tuple, index, item);
+            }
+        }
+        tuple
+    }
+}
+
+/// `type(cls).__call__(cls, *args, **kwargs)` from vectorcall arguments: CPython's own
+/// instantiation (`type_call`), for what `construct` leaves to it.
+///
+/// # Safety
+/// As `construct`.
+unsafe fn call_metaclass(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: caller's contract; references made here are released here.
+    unsafe {
+        let tuple = tuple_of(args, nargs);
+        if tuple.is_null() {
+            return std::ptr::null_mut();
+        }
+        let mut kwargs = std::ptr::null_mut();
+        if !kwnames.is_null() && ffi::PyTuple_GET_SIZE(kwnames) != 0 {
+            kwargs = ffi::PyDict_New();
+            for index in 0..ffi::PyTuple_GET_SIZE(kwnames) {
+                let (name, value) =
+                    (ffi::PyTuple_GET_ITEM(kwnames, index), *args.offset(nargs + index));
+                if kwargs.is_null() || ffi::PyDict_SetItem(kwargs, name, value) < 0 {
+                    ffi::Py_DECREF(tuple);
+                    ffi::Py_XDECREF(kwargs);
+                    return std::ptr::null_mut();
+                }
+            }
+        }
+        let call = (*ffi::Py_TYPE(callable)).tp_call.expect("metaclasses derive from type");
+        let result = call(callable, tuple, kwargs);
+        ffi::Py_DECREF(tuple);
+        ffi::Py_XDECREF(kwargs);
+        result
+    }
+}
+
+/// Lets CPython call the classes of `metaclass` (one of ours) through their
+/// `tp_vectorcall`, as it calls `type`'s: 3.12 and later let a heap metaclass inherit
+/// that from `type`, 3.11 only static ones. Only for metaclasses with `type`'s own
+/// `__call__` (the flag would bypass another) that are immutable (no `__call__` can be
+/// set on them later).
+#[pyfunction]
+pub fn construct_by_vectorcall(metaclass: &Bound<'_, PyType>) -> PyResult<()> {
+    // SAFETY: reading and setting flags of a live type object, whose instances (types)
+    // all have the `tp_vectorcall` field at `type`'s offset, checked first.
+    unsafe {
+        let meta = metaclass.as_type_ptr();
+        let type_type = std::ptr::addr_of_mut!(ffi::PyType_Type);
+        let like_type = ffi::PyType_IsSubtype(meta, type_type) != 0
+            && (*meta).tp_vectorcall_offset == (*type_type).tp_vectorcall_offset
+            && (*type_type)
+                .tp_call
+                .is_some_and(|call| same_function((*meta).tp_call, call as *const () as usize))
+            && (*meta).tp_flags & ffi::Py_TPFLAGS_IMMUTABLETYPE != 0;
+        if !like_type {
+            return Err(PyTypeError::new_err(
+                "an immutable metaclass with type's __call__ expected",
+            ));
+        }
+        (*meta).tp_flags |= ffi::Py_TPFLAGS_HAVE_VECTORCALL;
+    }
+    Ok(())
+}
+
 /// pyo3's deallocators of the Rust classes ctypes classes derive from.
 static PYO3_DEALLOC: std::sync::OnceLock<[ffi::destructor; 5]> = std::sync::OnceLock::new();
+
+/// Index of `CFuncPtr` in `PYO3_DEALLOC` (see `wrap_deallocators`).
+const FUNCTION_POINTER: usize = 4;
 
 /// `tp_dealloc` of the Rust classes under every ctypes class: pyo3's, then the release of
 /// the instance's type. pyo3 0.25.1 frees an instance without releasing its type
@@ -665,6 +829,10 @@ unsafe extern "C" fn dealloc_releasing_type<const BASE: usize>(obj: *mut ffi::Py
     // SAFETY: CPython calls the slot once, when the last reference went; the type is read
     // before pyo3 frees the object and released last (it may be freed with it).
     unsafe {
+        // Function pointers have more state than the `CData`: pyo3 drops it.
+        if BASE != FUNCTION_POINTER && crate::cdata::dealloc_in_place(obj) {
+            return;
+        }
         let object_type = ffi::Py_TYPE(obj);
         let dealloc = PYO3_DEALLOC.get().expect("set with the slot")[BASE];
         dealloc(obj);
@@ -717,6 +885,8 @@ fn record_pointer_mapping(py: Python<'_>) {
     }
 }
 
+/// Installs `fast_new` on `_SimpleCData`, `Array`, `_CData` and `_Pointer` (before any
+/// subclass inherits `tp_new`; a class defining `__new__` gets CPython's own slot instead).
 fn install_fast_new(py: Python<'_>) {
     use pyo3::PyTypeInfo;
     let bases = [

@@ -9,6 +9,7 @@ message."""
 
 import ctypes as stock  # noqa: I001 (after jitctypes.ctypes on purpose: both coexist)
 import functools
+import sys
 
 import jitctypes.ctypes as ours
 import pytest
@@ -872,3 +873,108 @@ def test_values_in_a_shared_library():
 
     expected, got = both(run)
     assert got == expected
+
+
+def test_init_and_new_replaced_after_the_class_is_made():
+    # Classes are called through their own `tp_vectorcall` (slots.rs `construct`), which
+    # must notice a `__new__` or `__init__` set on the class later and defer to them.
+    def run(m):
+        class Later(m.c_int):
+            pass
+
+        class LaterNew(m.c_int):
+            pass
+
+        class Point(m.Structure):
+            _fields_ = [("x", m.c_int), ("y", m.c_int)]
+
+        before = Later(1).value, LaterNew(1).value, bytes(Point(1, 2))
+        Later.__init__ = lambda self, value: m.c_int.__init__(self, value + 100)
+
+        def new(cls, value):
+            instance = m.c_int.__new__(cls)
+            instance.value = -value
+            return instance
+
+        LaterNew.__new__ = new
+        Point.__init__ = lambda self, *values: m.Structure.__init__(self, *values[::-1])
+        after = Later(1).value, LaterNew(1).value, bytes(Point(1, 2))
+        del Later.__init__, LaterNew.__new__, Point.__init__
+        restored = Later(1).value, LaterNew(1).value, bytes(Point(1, 2))
+        return before, after, restored
+
+    expected, got = both(run)
+    assert got == expected
+
+
+def test_a_metaclass_call_override_is_what_instantiation_runs():
+    def run(m):
+        class Meta(type(m.c_int)):
+            def __call__(cls, *args, **kwargs):
+                return ("called", args, kwargs)
+
+        class Counted(m.c_int, metaclass=Meta):
+            pass
+
+        return Counted(1), Counted(value=2), Counted()
+
+    expected, got = both(run)
+    assert got == expected
+
+
+def test_constructors_called_every_way():
+    def run(m):
+        pair = m.c_int16 * 2
+        point = type("Point", (m.Structure,), {"_fields_": [("x", m.c_int), ("y", m.c_int)]})
+        pointer = m.POINTER(m.c_int)
+        target = m.c_int(7)
+        calls = [
+            lambda: m.c_int(*[5]).value,
+            lambda: m.c_int(**{}).value,
+            lambda: m.c_int(value=5).value,
+            lambda: m.c_int(5, extra=1).value,
+            lambda: functools.partial(m.c_double, 2.5)().value,
+            lambda: list(map(m.c_uint8, [1, 255, 256]))[2].value,
+            lambda: pair(*(1, 2))[:],
+            lambda: pair(1, 2, 3)[:],
+            lambda: bytes(point(y=3)),
+            lambda: bytes(point(*(1,), **{"y": 2})),
+            lambda: pointer(target).contents.value,
+            lambda: bool(pointer()),
+            lambda: m.c_int("five"),
+            lambda: m.c_char_p(b"text").value,
+            lambda: m.c_int.__call__(3).value,
+            lambda: type(m.c_int).__call__(m.c_int, 4).value,
+        ]
+        return [outcome(call) for call in calls]
+
+    expected, got = both(run)
+    assert got == expected
+
+
+def test_an_incomplete_pointer_type_cannot_be_instantiated():
+    def run(m):
+        incomplete = m.POINTER("Later")
+        return outcome(incomplete), outcome(lambda: incomplete(m.c_int()))
+
+    expected, got = both(run)
+    assert got == expected
+
+
+def test_construction_releases_what_it_was_given():
+    # Objects made and freed in place (cdata.rs `new_owning_in_place`, `dealloc_in_place`)
+    # release their class, the objects they keep and failed constructors' arguments.
+    def run(m):
+        text = b"kept by an array" + bytes(8)
+        value = 2**70
+        cls = type("Pair", (m.c_char_p * 2,), {})
+        counts = [sys.getrefcount(text), sys.getrefcount(value), sys.getrefcount(cls)]
+        for _ in range(1000):
+            array = cls(text, text)
+            array[1] = text
+            del array
+            outcome(lambda: m.c_int(value))
+            outcome(lambda: cls(value))
+        return [sys.getrefcount(text), sys.getrefcount(value), sys.getrefcount(cls)] == counts
+
+    assert both(run) == [["ok", "<bool True>"]] * 2

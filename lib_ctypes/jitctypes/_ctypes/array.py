@@ -102,3 +102,4 @@ class Array(_rawffi.Array, metaclass=PyCArrayType):
 
 _rawffi.make_immutable(Array)
 _rawffi.make_immutable(type(Array))  # as stock's metaclasses
+_rawffi.construct_by_vectorcall(type(Array))  # c_int(5) without an argument tuple

@@ -61,6 +61,7 @@ class _Pointer(_rawffi._Pointer, metaclass=PyCPointerType):
 
 _rawffi.make_immutable(_Pointer)
 _rawffi.make_immutable(type(_Pointer))  # as stock's metaclasses
+_rawffi.construct_by_vectorcall(type(_Pointer))  # c_int(5) without an argument tuple
 
 
 def POINTER(target):  # noqa: N802 (stock's name)

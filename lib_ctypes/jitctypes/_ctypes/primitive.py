@@ -92,3 +92,4 @@ class _SimpleCData(_rawffi._SimpleCData, metaclass=PyCSimpleType):
 
 _rawffi.make_immutable(_SimpleCData)
 _rawffi.make_immutable(type(_SimpleCData))  # as stock's metaclasses
+_rawffi.construct_by_vectorcall(type(_SimpleCData))  # c_int(5) without an argument tuple

@@ -237,6 +237,7 @@ class Structure(_rawffi._CData, metaclass=PyCStructType):
 
 _rawffi.make_immutable(Structure)
 _rawffi.make_immutable(type(Structure))  # as stock's metaclasses
+_rawffi.construct_by_vectorcall(type(Structure))  # c_int(5) without an argument tuple
 
 
 class Union(_rawffi._CData, metaclass=UnionType):
@@ -255,3 +256,4 @@ class Union(_rawffi._CData, metaclass=UnionType):
 if sys.version_info >= (3, 13):  # stock's Union was a mutable type until 3.12
     _rawffi.make_immutable(Union)
 _rawffi.make_immutable(type(Union))
+_rawffi.construct_by_vectorcall(type(Union))  # c_int(5) without an argument tuple
