@@ -161,6 +161,8 @@ pub struct EntryRuntime {
     pub callable_data_offset: i32,
     /// The address of a byte: entry stubs run only while it is 1 (else: fallback).
     pub enabled_flag: usize,
+    /// Where an exact int of one digit keeps its value, read without a call.
+    pub int_layout: IntLayout,
     /// `u64 (object *)`, never failing for an exact int.
     pub long_as_u64_mask: usize,
     /// `double (object *)`, -1.0 with an error set on failure.
@@ -193,6 +195,22 @@ pub struct EntryRuntime {
     pub convert_helper: usize,
     /// An [`EntryFn`]: the host's general entry, called with the stub's own four arguments.
     pub fallback: usize,
+}
+
+/// Where CPython keeps the value of an `int` of one digit (every value below 2**30 in
+/// magnitude), so that stubs read it inline instead of calling `long_as_u64_mask`, which
+/// remains the way for other ints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IntLayout {
+    /// Nothing inline: every int goes through `long_as_u64_mask`.
+    Opaque,
+    /// CPython 3.11: `count` is a signed digit count (i64) carrying the value's sign, so
+    /// -1, 0 or 1 for one digit; the digit (u32) is at `digit`.
+    SignedCount { count: i32, digit: i32 },
+    /// CPython 3.12 and later: `tag` (u64) is the digit count shifted left by 3 with the
+    /// sign in its two low bits (0 positive, 1 zero, 2 negative), so below 16 for one
+    /// digit; the digit (u32) is at `digit`.
+    Tagged { tag: i32, digit: i32 },
 }
 
 /// A finished entry stub: its code, what it cost, and its call counter (calls that took
@@ -432,8 +450,7 @@ impl<'a> EntryBuilder<'a> {
                 let ty = self.type_of(object);
                 let is_int = self.is(ty, rt.int_type);
                 self.guard(entry, is_int);
-                let bits = self.call_host(rt.long_as_u64_mask, &[object], Some(types::I64));
-                let bits = bits.expect("returns a value");
+                let bits = self.int_bits(object);
                 let value = self.narrow(bits, bytes);
                 self.b().ins().store(store, value, slot, 0);
             }
@@ -482,6 +499,52 @@ impl<'a> EntryBuilder<'a> {
             }
         }
         slot
+    }
+
+    /// An exact int's value modulo 2**64: read inline when it has one digit
+    /// (`IntLayout`), else by `long_as_u64_mask`.
+    fn int_bits(&mut self, object: Value) -> Value {
+        let rt = *self.runtime;
+        let (header, digit_offset, tagged) = match rt.int_layout {
+            IntLayout::Opaque => {
+                let bits = self.call_host(rt.long_as_u64_mask, &[object], Some(types::I64));
+                return bits.expect("returns a value");
+            }
+            IntLayout::SignedCount { count, digit } => (count, digit, false),
+            IntLayout::Tagged { tag, digit } => (tag, digit, true),
+        };
+        let done = self.b().create_block();
+        self.b().append_block_param(done, types::I64);
+        let one_digit = self.b().create_block();
+        let more_digits = self.b().create_block();
+        self.b().set_cold_block(more_digits);
+        let word = self.b().ins().load(types::I64, object_flags(), object, header);
+        let is_one_digit = if tagged {
+            self.b().ins().icmp_imm_u(IntCC::UnsignedLessThan, word, 16)
+        } else {
+            let biased = self.b().ins().iadd_imm_s(word, 1);
+            self.b().ins().icmp_imm_u(IntCC::UnsignedLessThan, biased, 3)
+        };
+        self.b().ins().brif(is_one_digit, one_digit, &[], more_digits, &[]);
+
+        self.lowering.enter_block(one_digit);
+        let digit = self.b().ins().uload32(object_flags(), object, digit_offset);
+        let sign = if tagged {
+            let sign_bits = self.b().ins().band_imm_u(word, 3);
+            let one = self.b().ins().iconst(types::I64, 1);
+            self.b().ins().isub(one, sign_bits)
+        } else {
+            word
+        };
+        let value = self.b().ins().imul(sign, digit);
+        self.b().ins().jump(done, &[BlockArg::Value(value)]);
+
+        self.lowering.enter_block(more_digits);
+        let bits = self.call_host(rt.long_as_u64_mask, &[object], Some(types::I64));
+        self.b().ins().jump(done, &[BlockArg::Value(bits.expect("returns a value"))]);
+
+        self.lowering.enter_block(done);
+        self.b().block_params(done)[0]
     }
 
     /// An exact float's value, or an exact int's through `long_as_f64` (falling back on
@@ -554,8 +617,8 @@ impl<'a> EntryBuilder<'a> {
         self.b().ins().brif(is_int, from_int, &[], not_int, &[]);
 
         self.lowering.enter_block(from_int);
-        let bits = self.call_host(rt.long_as_u64_mask, &[object], Some(types::I64));
-        self.b().ins().jump(store_value, &[BlockArg::Value(bits.expect("returns"))]);
+        let bits = self.int_bits(object);
+        self.b().ins().jump(store_value, &[BlockArg::Value(bits)]);
 
         self.lowering.enter_block(not_int);
         let from_bytes = self.b().create_block();

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicIsize, AtomicU8, Ordering};
 
 use jit::entry::{describe, entry_unsupported};
 use jit::{
-    Aggregate, ArgConversion, CompiledEntry, EntryRuntime, EntryShape, ResultBoxing, Signature,
-    StubCache, StubCompiler, Type,
+    Aggregate, ArgConversion, CompiledEntry, EntryRuntime, EntryShape, IntLayout, ResultBoxing,
+    Signature, StubCache, StubCompiler, Type,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -52,9 +52,19 @@ impl TypeObject {
 
 /// An int or a bool. `i128` holds every value both `long_from_i64` and `long_from_u64`
 /// make, so a result shows which of the two boxed it.
+///
+/// It also carries what stubs read inline from one-digit ints in either of CPython's
+/// layouts (`IntLayout`), derived from `value` as CPython would have it.
 #[repr(C)]
 struct IntObject {
     header: Object,
+    /// 3.11's signed digit count: the value's sign for one digit (-1, 0 or 1), else ±3.
+    count: i64,
+    /// 3.12's tag: the digit count shifted left by 3, the sign in the two low bits.
+    tag: u64,
+    /// The magnitude of a one-digit value; a decoy for larger ones, which must not be
+    /// read inline.
+    digit: u32,
     value: i128,
     /// Stands for an int whose magnitude no `double` can hold: `long_as_f64` fails on it.
     beyond_f64: bool,
@@ -109,15 +119,39 @@ fn leak<T>(object: T) -> *mut Object {
 }
 
 fn new_int(value: i128) -> *mut Object {
-    leak(IntObject { header: Object::header(&INT_TYPE), value, beyond_f64: false })
+    leak(int_object(&INT_TYPE, value, false))
 }
 
 fn int_beyond_f64() -> *mut Object {
-    leak(IntObject { header: Object::header(&INT_TYPE), value: 1, beyond_f64: true })
+    leak(int_object(&INT_TYPE, 1, true))
+}
+
+/// Digits of 30 bits, as CPython's usual build has them.
+const ONE_DIGIT: i128 = 1 << 30;
+
+fn int_object(ty: &'static TypeObject, value: i128, beyond_f64: bool) -> IntObject {
+    let one_digit = value.abs() < ONE_DIGIT;
+    let sign = value.signum();
+    let sign_bits = [2, 1, 0][(sign + 1) as usize];
+    let digits = if value == 0 {
+        0
+    } else if one_digit {
+        1
+    } else {
+        3
+    };
+    IntObject {
+        header: Object::header(ty),
+        count: (sign * digits) as i64,
+        tag: (digits as u64) << 3 | sign_bits,
+        digit: if one_digit { value.unsigned_abs() as u32 } else { 0x2bad_beef },
+        value,
+        beyond_f64,
+    }
 }
 
 fn new_bool(value: bool) -> *mut Object {
-    leak(IntObject { header: Object::header(&BOOL_TYPE), value: value.into(), beyond_f64: false })
+    leak(int_object(&BOOL_TYPE, value.into(), false))
 }
 
 fn new_float(value: f64) -> *mut Object {
@@ -217,6 +251,8 @@ enum Event {
 thread_local! {
     static EVENTS: RefCell<Vec<Event>> = const { RefCell::new(Vec::new()) };
     static PENDING_ERROR: Cell<*const Object> = const { Cell::new(ptr::null()) };
+    /// Calls of `long_as_u64_mask` (not an event: ints of one digit skip it).
+    static LONG_AS_U64_CALLS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn record(event: Event) {
@@ -236,6 +272,7 @@ fn error_pending() -> bool {
 
 /// The stub passes only exact ints here.
 unsafe extern "C" fn long_as_u64_mask(object: *mut Object) -> u64 {
+    LONG_AS_U64_CALLS.set(LONG_AS_U64_CALLS.get() + 1);
     // SAFETY: an int object, by the stub's type guard.
     unsafe { (*object.cast::<IntObject>()).value as u64 }
 }
@@ -402,6 +439,10 @@ fn runtime_switched_by(switch: &'static AtomicU8) -> EntryRuntime {
         callable_memory_offset: offset_of!(CallableObject, memory) as i32,
         callable_data_offset: offset_of!(CallableObject, data) as i32,
         enabled_flag: switch as *const AtomicU8 as usize,
+        int_layout: IntLayout::SignedCount {
+            count: offset_of!(IntObject, count) as i32,
+            digit: offset_of!(IntObject, digit) as i32,
+        },
         long_as_u64_mask: long_as_u64_mask as *const () as usize,
         long_as_f64: long_as_f64 as *const () as usize,
         err_occurred: err_occurred as *const () as usize,
@@ -726,6 +767,58 @@ fn through_identity(cache: &StubCache, ty: Type, boxing: ResultBoxing, argument:
     let entry = compile(cache, &shape(ty.clone(), boxing, &[(ty, int_arg(bytes))]));
     let identity = callable(function, ptr::null_mut());
     int_value(call_plainly(&entry, identity, name, &[new_int(argument)]))
+}
+
+#[test]
+fn one_digit_ints_are_read_inline_in_both_layouts_and_others_through_the_runtime() {
+    let layouts = [
+        IntLayout::SignedCount {
+            count: offset_of!(IntObject, count) as i32,
+            digit: offset_of!(IntObject, digit) as i32,
+        },
+        IntLayout::Tagged {
+            tag: offset_of!(IntObject, tag) as i32,
+            digit: offset_of!(IntObject, digit) as i32,
+        },
+        IntLayout::Opaque,
+    ];
+    let values = [
+        0,
+        1,
+        -1,
+        300,
+        -300,
+        ONE_DIGIT - 1,
+        1 - ONE_DIGIT,
+        ONE_DIGIT,
+        -ONE_DIGIT,
+        1 << 40,
+        -(1 << 62),
+        (1 << 64) + 5,
+        -(1 << 64) - 3,
+    ];
+    for layout in layouts {
+        let cache = StubCache::new();
+        let runtime = EntryRuntime { int_layout: layout, ..runtime() };
+        let compile = |ty: Type, boxing| {
+            let shape = shape(ty.clone(), boxing, &[(ty.clone(), int_arg(ty.size() as u8))]);
+            cache.entry(&shape, &runtime).unwrap()
+        };
+        let (to_i64, to_u8) =
+            (compile(Type::I64, ResultBoxing::Signed), compile(Type::U8, ResultBoxing::Unsigned));
+        let identity_i64 = callable(identity_i64 as *const (), ptr::null_mut());
+        let identity_u8 = callable(identity_u8 as *const (), ptr::null_mut());
+        for value in values {
+            LONG_AS_U64_CALLS.set(0);
+            let wide = call_plainly(&to_i64, identity_i64, "identity_i64", &[new_int(value)]);
+            let narrow = call_plainly(&to_u8, identity_u8, "identity_u8", &[new_int(value)]);
+            assert_eq!(int_value(wide), i128::from(value as i64), "{layout:?} {value}");
+            assert_eq!(int_value(narrow), i128::from(value as u8), "{layout:?} {value}");
+            let inline = layout != IntLayout::Opaque && value.abs() < ONE_DIGIT;
+            let expected_calls = if inline { 0 } else { 2 };
+            assert_eq!(LONG_AS_U64_CALLS.get(), expected_calls, "{layout:?} {value}");
+        }
+    }
 }
 
 #[test]

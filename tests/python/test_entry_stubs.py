@@ -120,7 +120,7 @@ RESULT_CASES = {
         "u8_echo",
         "c_uint8",
         lambda m: [m.c_uint8],
-        [(255,), (-1,), (256,)],
+        [(255,), (-1,), (256,), (-(2**30) + 1,), (2**30 + 255,)],
     ),
     "c_int16 echo": ("jittest", "i16_echo", "c_int16", lambda m: [m.c_int16], [(-2,), (0x8000,)]),
     "c_uint16 echo": (
@@ -130,14 +130,21 @@ RESULT_CASES = {
         lambda m: [m.c_uint16],
         [(0xFFFF,), (-1,), (0x12345,)],
     ),
-    "c_int32 echo": ("jittest", "i32_echo", "c_int32", lambda m: [m.c_int32], [(-1,), (2**31,)]),
+    "c_int32 echo": (
+        "jittest",
+        "i32_echo",
+        "c_int32",
+        lambda m: [m.c_int32],
+        # Around one 30-bit digit, the ints stubs read inline (jit IntLayout).
+        [(-1,), (2**31,), (0,), (2**30 - 1,), (1 - 2**30,), (2**30,), (-(2**30),), (-7,)],
+    ),
     "c_uint32 echo": ("jittest", "u32_echo", "c_uint32", lambda m: [m.c_uint32], [(-1,), (2**32,)]),
     "c_int64 echo": (
         "jittest",
         "i64_echo",
         "c_int64",
         lambda m: [m.c_int64],
-        [(2**63,), (-(2**63),), (2**100 + 3,)],
+        [(2**63,), (-(2**63),), (2**100 + 3,), (2**30 - 1,), (-(2**30) - 1,), (-5,), (0,)],
     ),
     "c_uint64 echo": ("jittest", "u64_echo", "c_uint64", lambda m: [m.c_uint64], [(-1,), (2**64,)]),
     "c_float echo": (
