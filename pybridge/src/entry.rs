@@ -15,7 +15,7 @@ use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
-use jit::{ArgConversion, EntryRuntime, EntryShape, IntLayout};
+use jit::{ArgConversion, EntryRuntime, EntryShape};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
@@ -70,7 +70,7 @@ fn make_runtime(offsets: &CallableOffsets) -> EntryRuntime {
         callable_memory_offset: offsets.memory as i32,
         callable_data_offset: offsets.plan as i32,
         enabled_flag: crate::function::jit_enabled_flag() as usize,
-        int_layout: int_layout(),
+        int_layout: crate::scalar::int_layout(),
         long_as_u64_mask: ffi::PyLong_AsUnsignedLongLongMask as *const () as usize,
         long_as_f64: ffi::PyLong_AsDouble as *const () as usize,
         err_occurred: ffi::PyErr_Occurred as *const () as usize,
@@ -89,25 +89,6 @@ fn make_runtime(offsets: &CallableOffsets) -> EntryRuntime {
         convert_helper: convert_helper as *const () as usize,
         fallback: funcptr_vectorcall as *const () as usize,
     }
-}
-
-/// Where this interpreter's ints keep a one-digit value (`Include/cpython/longintrepr.h`):
-/// after the object header, a signed digit count until 3.11, a tag from 3.12; the digits
-/// follow. Inline reads only with 30-bit digits, the usual build.
-fn int_layout() -> IntLayout {
-    const HEADER: i32 = std::mem::size_of::<ffi::PyObject>() as i32;
-    Python::with_gil(|py| {
-        let bits = py
-            .import("sys")
-            .and_then(|sys| sys.getattr("int_info"))
-            .and_then(|info| info.getattr("bits_per_digit"))
-            .and_then(|bits| bits.extract::<u32>());
-        match (bits, py.version_info() >= (3, 12)) {
-            (Ok(30), false) => IntLayout::SignedCount { count: HEADER, digit: HEADER + 8 },
-            (Ok(30), true) => IntLayout::Tagged { tag: HEADER, digit: HEADER + 8 },
-            _ => IntLayout::Opaque,
-        }
-    })
 }
 
 /// The entry shape of `plan`, or None if its result is not one a stub boxes.

@@ -410,7 +410,7 @@ pub(crate) unsafe fn convert_argument(
         let is_none = arg == ffi::Py_None();
         match kind {
             ArgKind::Int { size, .. } if is_int => {
-                let bits = ffi::PyLong_AsUnsignedLongLongMask(arg);
+                let bits = crate::scalar::int_bits(arg);
                 slot.0[..*size].copy_from_slice(&bits.to_ne_bytes()[..*size]);
             }
             ArgKind::Bool if arg_type == std::ptr::addr_of_mut!(ffi::PyBool_Type) || is_int => {
@@ -442,7 +442,7 @@ pub(crate) unsafe fn convert_argument(
                 write_pointer(slot, ffi::PyBytes_AsString(arg) as usize)
             }
             ArgKind::VoidPointer { .. } if is_int => {
-                write_pointer(slot, ffi::PyLong_AsUnsignedLongLongMask(arg) as usize)
+                write_pointer(slot, crate::scalar::int_bits(arg) as usize)
             }
             ArgKind::Object { cls } => {
                 if ffi::PyObject_TypeCheck(arg, cls.as_ptr().cast()) != 0 {

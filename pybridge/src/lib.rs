@@ -106,6 +106,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<field::ElementInfo>()?;
     module.add_class::<cdata::SimpleCData>()?;
     param::register(module)?;
+    scalar::record_int_layout(module.py())?;
     known_types::record(module.py());
     cdata::measure_cdata_offset(module.py())?;
     slots::install_slots(module.py())?;

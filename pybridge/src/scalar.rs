@@ -7,9 +7,66 @@
 //! objects. Everything else (other types, byte-swapped values, bit-fields, subclasses of
 //! `int` or `float`, errors) goes the generic way, which raises what stock raises.
 
+use std::sync::OnceLock;
+
+use jit::IntLayout;
 use pyo3::ffi;
+use pyo3::prelude::*;
 
 use crate::ctype::{CType, Code, Shape};
+
+/// Where this interpreter's ints keep a one-digit value, decided at module
+/// initialisation (`record_int_layout`); read by `int_bits` and given to entry stubs.
+static INT_LAYOUT: OnceLock<IntLayout> = OnceLock::new();
+
+/// Decides `INT_LAYOUT` (`Include/cpython/longintrepr.h`): after the object header, a
+/// signed digit count until 3.11, a tag from 3.12; the digits follow. Inline reads only
+/// with 30-bit digits, the usual build.
+pub fn record_int_layout(py: Python<'_>) -> PyResult<()> {
+    const HEADER: i32 = std::mem::size_of::<ffi::PyObject>() as i32;
+    let bits: u32 = py.import("sys")?.getattr("int_info")?.getattr("bits_per_digit")?.extract()?;
+    let layout = match (bits, py.version_info() >= (3, 12)) {
+        (30, false) => IntLayout::SignedCount { count: HEADER, digit: HEADER + 8 },
+        (30, true) => IntLayout::Tagged { tag: HEADER, digit: HEADER + 8 },
+        _ => IntLayout::Opaque,
+    };
+    let _ = INT_LAYOUT.set(layout);
+    Ok(())
+}
+
+/// `INT_LAYOUT` (opaque before it is decided).
+pub fn int_layout() -> IntLayout {
+    INT_LAYOUT.get().copied().unwrap_or(IntLayout::Opaque)
+}
+
+/// An exact int's value modulo 2**64, as `PyLong_AsUnsignedLongLongMask` gives it (and
+/// ctypes' integer setters use), read in place when it has one digit.
+///
+/// # Safety
+/// The GIL is held; `value` is an exact `int`.
+pub unsafe fn int_bits(value: *mut ffi::PyObject) -> u64 {
+    let at = |offset: i32| value.cast::<u8>().wrapping_offset(offset as isize);
+    // SAFETY: caller's contract; an int object has its header word and one digit.
+    unsafe {
+        match int_layout() {
+            IntLayout::SignedCount { count, digit } => {
+                let count = at(count).cast::<i64>().read();
+                if ((count + 1) as u64) < 3 {
+                    return (count * i64::from(at(digit).cast::<u32>().read())) as u64;
+                }
+            }
+            IntLayout::Tagged { tag, digit } => {
+                let tag = at(tag).cast::<u64>().read();
+                if tag < 16 {
+                    let sign = 1 - (tag & 3) as i64;
+                    return (sign * i64::from(at(digit).cast::<u32>().read())) as u64;
+                }
+            }
+            IntLayout::Opaque => {}
+        }
+        ffi::PyLong_AsUnsignedLongLongMask(value)
+    }
+}
 
 /// A scalar kind the fast accessors handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,8 +139,7 @@ impl FastScalar {
             match self {
                 FastScalar::Signed { bytes } | FastScalar::Unsigned { bytes } if is_int => {
                     // ctypes' integer setters reduce modulo 2**bits, never raising.
-                    let bits = ffi::PyLong_AsUnsignedLongLongMask(value);
-                    write_bits(address, bytes, bits);
+                    write_bits(address, bytes, int_bits(value));
                 }
                 FastScalar::Bool
                     if is_int || value_type == std::ptr::addr_of_mut!(ffi::PyBool_Type) =>
