@@ -38,7 +38,7 @@ impl Pointer {
         match args.len() {
             0 => Ok(()),
             1 => Pointer::set_contents(slf, &args.get_item(0)?),
-            n => Err(PyTypeError::new_err(format!("expected at most 1 argument, got {n}"))),
+            n => Err(PyTypeError::new_err(format!("POINTER expected at most 1 argument, got {n}"))),
         }
     }
 }

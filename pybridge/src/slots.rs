@@ -646,11 +646,11 @@ unsafe extern "C" fn fast_new<const BASE: usize>(
     // SAFETY: CPython calls tp_new with the GIL held, a type deriving from the Rust class
     // the slot was installed on, a tuple and null or a dict.
     unsafe {
-        let keywords = !kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0;
-        match new_without_keywords::<BASE>(subtype) {
-            Some(object) if !keywords => object,
-            _ => GENERIC_NEW.get().expect("set with the slot")[BASE](subtype, args, kwargs),
+        let generic = GENERIC_NEW.get().expect("set with the slot")[BASE];
+        if !kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0 {
+            return generic(subtype, args, kwargs);
         }
+        new_without_keywords::<BASE>(subtype).unwrap_or_else(|| generic(subtype, args, kwargs))
     }
 }
 
@@ -802,11 +802,17 @@ pub fn construct_by_vectorcall(metaclass: &Bound<'_, PyType>) -> PyResult<()> {
             && (*meta).tp_vectorcall_offset == (*type_type).tp_vectorcall_offset
             && (*type_type)
                 .tp_call
-                .is_some_and(|call| same_function((*meta).tp_call, call as *const () as usize))
-            && (*meta).tp_flags & ffi::Py_TPFLAGS_IMMUTABLETYPE != 0;
-        if !like_type {
+                .is_some_and(|call| same_function((*meta).tp_call, call as *const () as usize));
+        // A `__call__` set later on the metaclass or on a mutable base of it would change
+        // its `tp_call` only: every class in its MRO must be immutable.
+        let all_immutable = metaclass.mro().iter().all(|base| {
+            base.downcast::<PyType>().is_ok_and(|base| {
+                (*base.as_type_ptr()).tp_flags & ffi::Py_TPFLAGS_IMMUTABLETYPE != 0
+            })
+        });
+        if !like_type || !all_immutable {
             return Err(PyTypeError::new_err(
-                "an immutable metaclass with type's __call__ expected",
+                "a metaclass with type's __call__ and only immutable bases expected",
             ));
         }
         (*meta).tp_flags |= ffi::Py_TPFLAGS_HAVE_VECTORCALL;

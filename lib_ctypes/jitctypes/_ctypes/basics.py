@@ -54,6 +54,9 @@ class _CDataType(type):
         return _rawffi.at_address(cls, address)
 
 
+_rawffi.make_immutable(_CDataType)  # a __call__ set here would bypass class vectorcall
+
+
 def overrides(cls, rust_base: type, name: str) -> bool:
     """True if a Python class between `cls` and its Rust base defines `name` (then the
     Rust fast slot for it must not be installed)."""

@@ -222,6 +222,9 @@ def _aggregate_root(cls) -> type | None:
     return next(roots, None)
 
 
+_rawffi.make_immutable(_AggregateType)  # as every metaclass base
+
+
 class Structure(_rawffi._CData, metaclass=PyCStructType):
     """Structure base class."""
 
