@@ -261,11 +261,13 @@ unsafe fn can_place_in(subtype: *mut pyo3::ffi::PyTypeObject) -> bool {
 
 /// What pyo3's initializer chain makes of `data` for a class deriving from our `_CData`,
 /// `_SimpleCData`, `Array` or `_Pointer`, in one step: a zeroed instance with `data`
-/// moved into it. Returns a new reference.
+/// moved into it (inlined, so that the `CData` is built where it goes, not moved).
+/// Returns a new reference.
 ///
 /// # Safety
 /// The GIL is held; `can_place_in(subtype)` and `subtype` derives from one of those
 /// classes.
+#[inline(always)]
 unsafe fn place_in_new_object(
     py: Python<'_>,
     subtype: *mut pyo3::ffi::PyTypeObject,
@@ -281,49 +283,6 @@ unsafe fn place_in_new_object(
         }
         std::ptr::write(cdata_slot(object), data);
         Ok(object)
-    }
-}
-
-/// `new_instance_of` for an owning instance when `can_place_in` its class: the `CData`
-/// is built directly in the new object (`c_int(5)`, `S()`, `(T * n)()` come here).
-///
-/// # Safety
-/// As `place_in_new_object`.
-unsafe fn new_owning_in_place<'py>(cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyAny>> {
-    let py = cls.py();
-    let ctype = class_ctype(cls)?;
-    let ctype = ctype.get();
-    let (keeps_many, fast) = CData::class_traits(cls, ctype)?;
-    let (size, align) = (ctype.size, ctype.align);
-    let inline = size <= 16 && align <= 16;
-    let storage = match inline {
-        true => None,
-        false => {
-            Some(RawBuffer::new(size, align).map_err(pyo3::exceptions::PyMemoryError::new_err)?)
-        }
-    };
-    // SAFETY: caller's contract; the allocation is the class's basic size, zeroed, which
-    // `IN_PLACE` found to be pyo3's state but for the `CData` written at its offset.
-    unsafe {
-        let object = pyo3::ffi::PyType_GenericAlloc(cls.as_type_ptr(), 0);
-        if object.is_null() {
-            return Err(PyErr::fetch(py));
-        }
-        std::ptr::write(
-            cdata_slot(object),
-            CData {
-                address: storage.as_ref().map_or(0, |storage| storage.as_ptr() as usize),
-                size,
-                storage,
-                inline: inline.then(InlineCell::default),
-                base: None,
-                index: 0,
-                objects: None,
-                keeps_many,
-                fast,
-            },
-        );
-        Ok(Bound::from_owned_ptr(py, object))
     }
 }
 
@@ -396,6 +355,7 @@ struct InlineCell(std::cell::UnsafeCell<[u8; 16]>);
 unsafe impl Sync for InlineCell {}
 
 impl CData {
+    #[inline(always)]
     fn owning(size: usize, align: usize, inline_ok: bool) -> PyResult<CData> {
         if inline_ok && size <= 16 && align <= 16 {
             return Ok(CData {
@@ -418,6 +378,7 @@ impl CData {
         release_reference(self.objects.take());
     }
 
+    #[inline(always)]
     fn view(address: usize, size: usize, base: Option<PyObject>, index: usize) -> CData {
         CData {
             address,
@@ -457,6 +418,7 @@ impl CData {
 
     /// The memory of a new instance of `cls`: owned and zeroed, or a view of
     /// `(address, base, index)`.
+    #[inline(always)] // into `new_instance_of`: the `CData` is built in its object
     fn of_class(cls: &Bound<'_, PyType>, view: Option<View>, inline_ok: bool) -> PyResult<CData> {
         let ctype = class_ctype(cls)?;
         let ctype = ctype.get();
@@ -871,14 +833,9 @@ pub unsafe fn new_instance_of<'py>(
     use pyo3::impl_::pyclass_init::PyObjectInit;
     let py = cls.py();
     let subtype = cls.as_type_ptr();
-    // SAFETY: `cls` derives from `base`'s Rust class (caller's contract), a live type.
-    let in_place = base != Base::FunctionPointer && unsafe { can_place_in(subtype) };
-    if in_place && view.is_none() {
-        // SAFETY: as above.
-        return unsafe { new_owning_in_place(cls) };
-    }
     let data = CData::of_class(cls, view, true)?;
-    if in_place {
+    // SAFETY: `cls` derives from `base`'s Rust class (caller's contract), a live type.
+    if base != Base::FunctionPointer && unsafe { can_place_in(subtype) } {
         // SAFETY: as above.
         let object = unsafe { place_in_new_object(py, subtype, data) }?;
         // SAFETY: a new reference to the object just made.

@@ -976,7 +976,7 @@ def test_an_incomplete_pointer_type_cannot_be_instantiated():
 
 
 def test_construction_releases_what_it_was_given():
-    # Objects made and freed in place (cdata.rs `new_owning_in_place`, `dealloc_in_place`)
+    # Objects made and freed in place (cdata.rs `place_in_new_object`, `dealloc_in_place`)
     # release their class, the objects they keep and failed constructors' arguments.
     def run(m):
         text = b"kept by an array" + bytes(8)
