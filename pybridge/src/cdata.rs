@@ -51,6 +51,30 @@ pub fn class_attr<'py>(
     }
 }
 
+/// `getattr(cls, name, None)` without raising and catching an `AttributeError` when the
+/// attribute is missing (that costs ~1 µs, and type definitions ask for many absent
+/// attributes such as `_check_retval_`). Exact as long as the metaclass keeps
+/// `type.__getattribute__`, which finds attributes only along the metaclass's and the
+/// class's MROs; other metaclasses get a plain `getattr`.
+pub fn class_getattr_opt<'py>(
+    cls: &Bound<'py, PyType>,
+    name: &Bound<'py, pyo3::types::PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    // SAFETY: live type objects; `_PyType_Lookup` borrows and does not raise.
+    let absent = unsafe {
+        let metatype = pyo3::ffi::Py_TYPE(cls.as_ptr());
+        let type_getattro = (*std::ptr::addr_of_mut!(pyo3::ffi::PyType_Type)).tp_getattro;
+        // Addresses of CPython's own functions, one definition each.
+        (*metatype).tp_getattro.map(|f| f as usize) == type_getattro.map(|f| f as usize)
+            && _PyType_Lookup(cls.as_type_ptr(), name.as_ptr()).is_null()
+            && _PyType_Lookup(metatype, name.as_ptr()).is_null()
+    };
+    if absent {
+        return Ok(None);
+    }
+    cls.getattr_opt(name)
+}
+
 /// The `CType` of a ctypes class, or `TypeError("abstract class")` as stock ctypes says
 /// for `Structure()` and friends.
 pub fn class_ctype<'py>(cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, CType>> {
@@ -630,7 +654,7 @@ impl CData {
         _flags: std::os::raw::c_int,
     ) -> PyResult<()> {
         let py = slf.py();
-        let format = match slf.get_type().getattr_opt(intern!(py, "_jitctypes_buffer_"))? {
+        let format = match class_getattr_opt(&slf.get_type(), intern!(py, "_jitctypes_buffer_"))? {
             Some(format) => format.downcast_into::<BufferFormat>()?,
             None => Bound::new(py, BufferFormat::new("B", Vec::new(), slf.borrow().size)?)?,
         };
@@ -694,7 +718,7 @@ impl CData {
     fn __reduce__<'py>(slf: &Bound<'py, CData>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
         let cls = slf.get_type();
-        if let Some(flag) = cls.getattr_opt(intern!(py, "_jitctypes_has_pointer_"))? {
+        if let Some(flag) = class_getattr_opt(&cls, intern!(py, "_jitctypes_has_pointer_"))? {
             if flag.is_truthy()? {
                 return Err(pyo3::exceptions::PyValueError::new_err(
                     "ctypes objects containing pointers cannot be pickled",

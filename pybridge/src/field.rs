@@ -9,7 +9,7 @@ use pyo3::types::{PyBytes, PyTuple, PyType};
 use rawffi::layout::{read_bitfield, write_bitfield, BitField};
 use rawffi::memory::{read_uint, write_uint};
 
-use crate::cdata::{at_address, class_attr, keep_ref, CData};
+use crate::cdata::{at_address, class_attr, class_getattr_opt, keep_ref, CData};
 use crate::convert::{load, store, wide_str_from_ptr, KeepAlive};
 use crate::ctype::{CType, Code, Shape};
 use crate::scalar::FastScalar;
@@ -253,7 +253,7 @@ fn array_of_target(value: &Bound<'_, PyAny>, pointer_type: &Bound<'_, PyType>) -
     }
     let py = value.py();
     let element = value.get_type().getattr(intern!(py, "_type_"))?;
-    match pointer_type.getattr_opt(intern!(py, "_type_"))? {
+    match class_getattr_opt(pointer_type, intern!(py, "_type_"))? {
         Some(target) => Ok(element.is(&target)),
         None => Ok(false),
     }

@@ -20,10 +20,10 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple, PyType};
-use pyo3::PyClassInitializer;
+use pyo3::{PyClassInitializer, PyTypeInfo};
 use rawffi::call::{CallOptions, ForeignFunction};
 
-use crate::cdata::{class_ctype, CData};
+use crate::cdata::{class_ctype, class_getattr_opt, keep_ref, CData};
 use crate::ctype::{CType, Code, Shape};
 use crate::errors::{call_error, signature_error};
 pub use crate::fastcall::disable_vectorcall;
@@ -99,7 +99,7 @@ impl ResultSpec {
             // Only ctypes classes: another class with a `__ctype__` is a plain callable.
             let ctype = class_ctype(cls).ok().filter(|_| crate::known_types::is_cdata_class(cls));
             if let Some(ctype) = ctype {
-                let basic = match cls.getattr_opt(intern!(py, "_jitctypes_basic_"))? {
+                let basic = match class_getattr_opt(cls, intern!(py, "_jitctypes_basic_"))? {
                     Some(flag) => flag.is_truthy()?,
                     None => false,
                 };
@@ -115,7 +115,8 @@ impl ResultSpec {
                 } else {
                     ResultKind::Instance { cls: cls.clone().unbind(), ctype: ctype.unbind() }
                 };
-                let checker = cls.getattr_opt(intern!(py, "_check_retval_"))?.map(Bound::unbind);
+                let checker =
+                    class_getattr_opt(cls, intern!(py, "_check_retval_"))?.map(Bound::unbind);
                 return Ok(ResultSpec { kind, checker });
             }
         }
@@ -260,7 +261,11 @@ impl ArgTypes {
         )?;
         let mut converters = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
-            if let Some(flag) = item.getattr_opt(intern!(py, "_jitctypes_has_union_"))? {
+            let attribute = |name| match item.downcast::<PyType>() {
+                Ok(cls) => class_getattr_opt(cls, name),
+                Err(_) => item.getattr_opt(name),
+            };
+            if let Some(flag) = attribute(intern!(py, "_jitctypes_has_union_"))? {
                 if flag.is_truthy()? {
                     return Err(PyTypeError::new_err(format!(
                         "item {} in _argtypes_ passes a union by value, which is unsupported.",
@@ -268,7 +273,7 @@ impl ArgTypes {
                     )));
                 }
             }
-            let converter = item.getattr_opt(intern!(py, "from_param"))?.ok_or_else(|| {
+            let converter = attribute(intern!(py, "from_param"))?.ok_or_else(|| {
                 PyTypeError::new_err(format!(
                     "item {} in _argtypes_ has no from_param method",
                     index + 1
@@ -433,6 +438,65 @@ fn argument_error(py: Python<'_>, index: usize, error: PyErr) -> PyErr {
     ArgumentError::new_err(format!("argument {index}: {class}: {message}"))
 }
 
+/// `prototype((name, library), paramflags)`: the symbol `name` of `library` (an object
+/// with an int `_handle`, such as a `CDLL`), kept alive by the new function pointer. In
+/// Rust because programs like pyglet make thousands of these at start-up; `paramflags`
+/// alone is checked in Python (`_validate_paramflags`), and only when given.
+#[pyfunction]
+#[pyo3(signature = (cls, spec, paramflags = None))]
+pub fn function_from_library<'py>(
+    cls: &Bound<'py, PyType>,
+    spec: &Bound<'py, PyTuple>,
+    paramflags: Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, CFuncPtr>> {
+    let py = cls.py();
+    if spec.len() < 2 {
+        return Err(PyTypeError::new_err("illegal func_spec argument"));
+    }
+    let (name, library) = (spec.get_item(0)?, spec.get_item(1)?);
+    let name = if name.is_instance_of::<pyo3::types::PyBytes>() {
+        name.call_method0(intern!(py, "decode"))?.extract::<String>()?
+    } else if let Ok(name) = name.downcast::<pyo3::types::PyString>() {
+        name.to_str()?.to_owned()
+    } else {
+        return Err(PyTypeError::new_err("function name must be string, bytes object or integer"));
+    };
+    let handle = library.getattr_opt(intern!(py, "_handle"))?;
+    let Some(handle) = handle.filter(|handle| handle.is_instance_of::<pyo3::types::PyInt>()) else {
+        return Err(PyTypeError::new_err(
+            "the _handle attribute of the second argument must be an integer",
+        ));
+    };
+    let address = crate::library::symbol_of_handle(handle.extract()?, &name)
+        .map_err(pyo3::exceptions::PyAttributeError::new_err)?;
+    let paramflags = paramflags.filter(|flags| !flags.is_none());
+    if let Some(paramflags) = &paramflags {
+        let validate = paramflags_helpers(py)?.getattr(intern!(py, "_validate_paramflags"))?;
+        validate.call1((cls, paramflags))?;
+    }
+    let function = new_function_object(cls)?;
+    function.get().set_up(py, address, paramflags.map(Bound::unbind), None);
+    keep_ref(function.as_super(), 0, vec![library.unbind()])?;
+    Ok(function)
+}
+
+/// A new `cls` instance from `CFuncPtr`'s own constructor (what `super().__new__(cls)`
+/// gives in the Python subclass), without a Python-level call.
+fn new_function_object<'py>(cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, CFuncPtr>> {
+    let py = cls.py();
+    let empty = PyTuple::empty(py);
+    // SAFETY: `tp_new` of the pyo3 class, called as CPython calls it: a subtype (the
+    // downcast below checks the result) and an argument tuple, no keywords.
+    let object = unsafe {
+        let tp_new = (*CFuncPtr::type_object_raw(py)).tp_new.expect("pyo3 classes have tp_new");
+        Bound::from_owned_ptr_or_err(
+            py,
+            tp_new(cls.as_type_ptr(), empty.as_ptr(), std::ptr::null_mut()),
+        )?
+    };
+    Ok(object.downcast_into::<CFuncPtr>()?)
+}
+
 /// The Python helpers for `paramflags` (`jitctypes._ctypes.function`), imported once.
 fn paramflags_helpers(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     static MODULE: GILOnceCell<Py<PyModule>> = GILOnceCell::new();
@@ -442,6 +506,25 @@ fn paramflags_helpers(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
 }
 
 impl CFuncPtr {
+    fn set_up(
+        &self,
+        py: Python<'_>,
+        address: usize,
+        paramflags: Option<PyObject>,
+        callable: Option<PyObject>,
+    ) {
+        let memory = self.memory.load(Ordering::Relaxed);
+        // SAFETY: a function pointer object's memory holds one pointer.
+        unsafe { *(memory as *mut usize) = address };
+        let mut this = self.state.borrow_mut();
+        let old = (
+            std::mem::replace(&mut this.paramflags, paramflags.filter(|f| !f.is_none(py))),
+            std::mem::replace(&mut this.callable, callable),
+        );
+        drop(this);
+        drop(old); // after the borrow: dropping may run Python code
+    }
+
     /// Takes the fast plan away (to be dropped after the borrow), with the entry stub
     /// that serves it.
     fn take_fast(&self, this: &mut FuncState) -> FastState {
@@ -514,7 +597,7 @@ impl CFuncPtr {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyClassInitializer<CFuncPtr>> {
         let py = cls.py();
-        let spec = match cls.getattr_opt(intern!(py, "_jitctypes_spec_"))? {
+        let spec = match class_getattr_opt(cls, intern!(py, "_jitctypes_spec_"))? {
             Some(spec) => spec.downcast_into::<FuncSpec>()?.unbind(),
             None => empty_spec(py)?,
         };
@@ -539,16 +622,7 @@ impl CFuncPtr {
         paramflags: Option<PyObject>,
         callable: Option<PyObject>,
     ) {
-        let memory = slf.get().memory.load(Ordering::Relaxed);
-        // SAFETY: a function pointer object's memory holds one pointer.
-        unsafe { *(memory as *mut usize) = address };
-        let mut this = slf.get().state.borrow_mut();
-        let old = (
-            std::mem::replace(&mut this.paramflags, paramflags.filter(|f| !f.is_none(slf.py()))),
-            std::mem::replace(&mut this.callable, callable),
-        );
-        drop(this);
-        drop(old); // after the borrow: dropping may run Python code
+        slf.get().set_up(slf.py(), address, paramflags, callable);
     }
 
     // `argtypes`, `restype` and `errcheck` are Python properties over these methods
@@ -1011,6 +1085,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<CFuncPtr>()?;
     module.add_class::<FuncSpec>()?;
     module.add_function(wrap_pyfunction!(enable_vectorcall, module)?)?;
+    module.add_function(wrap_pyfunction!(function_from_library, module)?)?;
     module.add_function(wrap_pyfunction!(disable_vectorcall, module)?)?;
     module.add_function(wrap_pyfunction!(crate::fastcall::fast_path_stats, module)?)?;
     module.add("ArgumentError", py.get_type::<ArgumentError>())?;

@@ -13,7 +13,7 @@ use pyo3::types::{PyBytes, PyInt, PyString, PyType};
 use pyo3::{intern, PyTypeInfo};
 
 use crate::array::Array;
-use crate::cdata::{class_ctype, CData};
+use crate::cdata::{class_ctype, class_getattr_opt, CData};
 use crate::convert::{store, wide_string, KeepAlive};
 use crate::ctype::{CType, Code, Shape};
 use crate::pointer::Pointer;
@@ -473,7 +473,7 @@ pub fn cdata_from_param<'py>(
     let py = cls.py();
     if let Ok(carg) = value.downcast::<CArgObject>() {
         let obj = carg.get().obj.bind(py);
-        if let Some(target) = cls.getattr_opt(intern!(py, "_type_"))? {
+        if let Some(target) = class_getattr_opt(cls, intern!(py, "_type_"))? {
             if target.is_instance_of::<PyType>() && obj.is_instance(&target)? {
                 return Ok(value.clone());
             }
@@ -503,7 +503,7 @@ pub fn pointer_from_param<'py>(
     if value.is_none() {
         return Ok(value.clone());
     }
-    if let Some(target) = cls.getattr_opt(intern!(py, "_type_"))? {
+    if let Some(target) = class_getattr_opt(cls, intern!(py, "_type_"))? {
         if let Ok(target) = target.downcast::<PyType>() {
             if value.is_instance(target)? {
                 let cdata = value.downcast::<CData>()?;

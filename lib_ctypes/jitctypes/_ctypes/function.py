@@ -78,7 +78,7 @@ class CFuncPtr(_rawffi.CFuncPtr, metaclass=PyCFuncPtrType):
             return super().__new__(cls)
         first = args[0]
         if isinstance(first, tuple):
-            return _from_library(cls, *args)
+            return _rawffi.function_from_library(cls, *args)
         if len(args) == 1 and isinstance(first, int):
             self = super().__new__(cls)
             self._jitctypes_setup_(first & 0xFFFF_FFFF_FFFF_FFFF)
@@ -92,30 +92,6 @@ class CFuncPtr(_rawffi.CFuncPtr, metaclass=PyCFuncPtrType):
 
 _rawffi.make_immutable(CFuncPtr)
 _rawffi.make_immutable(type(CFuncPtr))  # as stock's metaclasses
-
-
-def _from_library(cls, spec, paramflags=None):
-    """``prototype((name, dll), paramflags)``: the symbol `name` of `dll`."""
-    spec = tuple(spec)
-    if len(spec) < 2:
-        raise TypeError("illegal func_spec argument")
-    name, library = spec[0], spec[1]
-    if isinstance(name, bytes):
-        name = name.decode()
-    elif not isinstance(name, str):
-        raise TypeError("function name must be string, bytes object or integer")
-    handle = getattr(library, "_handle", None)
-    if not isinstance(handle, int):
-        raise TypeError("the _handle attribute of the second argument must be an integer")
-    try:
-        address = _rawffi.dlsym(handle, name)
-    except OSError as error:
-        raise AttributeError(str(error)) from None
-    _validate_paramflags(cls, paramflags)
-    self = super(CFuncPtr, cls).__new__(cls)
-    self._jitctypes_setup_(address, paramflags)
-    _rawffi.keep(self, 0, library)
-    return self
 
 
 def _from_callable(cls, function):
