@@ -1112,7 +1112,7 @@ pub struct BufferFormat {
 #[pymethods]
 impl BufferFormat {
     #[new]
-    fn new(format: &str, shape: Vec<isize>, itemsize: usize) -> PyResult<BufferFormat> {
+    pub fn new(format: &str, shape: Vec<isize>, itemsize: usize) -> PyResult<BufferFormat> {
         let format = std::ffi::CString::new(format)
             .map_err(|_| pyo3::exceptions::PyValueError::new_err("NUL in buffer format"))?;
         Ok(BufferFormat { format, shape, itemsize })

@@ -247,7 +247,7 @@ impl CType {
 
     /// An array of `length` elements, for use inside structures.
     #[staticmethod]
-    fn array(element: Bound<'_, CType>, length: usize) -> PyResult<CType> {
+    pub fn array(element: Bound<'_, CType>, length: usize) -> PyResult<CType> {
         let inner = element.get();
         if matches!(inner.shape, Shape::Void) {
             return Err(PyTypeError::new_err("an array of void is not a C type"));

@@ -283,7 +283,7 @@ impl ElementInfo {
     /// Elements of class `element_type`, read as `access` says ("value", "view", "chars",
     /// "wchars"); `len` of them (0 for a pointer's target).
     #[new]
-    fn new(element_type: Bound<'_, PyType>, access: &str, len: usize) -> PyResult<ElementInfo> {
+    pub fn new(element_type: Bound<'_, PyType>, access: &str, len: usize) -> PyResult<ElementInfo> {
         let element_ctype = crate::cdata::class_ctype(&element_type)?.unbind();
         let access = Access::from_name(access)?;
         Ok(ElementInfo { element_type: element_type.unbind(), element_ctype, access, len })

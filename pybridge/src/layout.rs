@@ -14,15 +14,15 @@ use crate::field::BitSpec;
 #[pyclass(frozen, module = "jitctypes._rawffi", name = "Layout")]
 pub struct PyLayout {
     #[pyo3(get)]
-    size: usize,
+    pub size: usize,
     #[pyo3(get)]
     align: usize,
     /// `(offset, size, bits)` per member, `bits` None for ordinary fields.
     #[pyo3(get)]
-    fields: Vec<(usize, usize, Option<BitSpec>)>,
+    pub fields: Vec<(usize, usize, Option<BitSpec>)>,
     /// The aggregate as a C type (for fields of other aggregates, arguments and results).
     #[pyo3(get)]
-    ctype: Py<CType>,
+    pub ctype: Py<CType>,
 }
 
 /// Lays out a structure (`kind="struct"`) or union (`"union"`) of `members`, each a
@@ -39,11 +39,26 @@ pub fn layout(
     base: Option<Bound<'_, CType>>,
     align: Option<usize>,
 ) -> PyResult<PyLayout> {
-    let kind = match kind {
-        "struct" => LayoutKind::Struct,
-        "union" => LayoutKind::Union,
-        other => return Err(PyValueError::new_err(format!("unknown aggregate kind {other:?}"))),
-    };
+    lay_out(py, layout_kind(kind)?, &members, pack, swapped, base, align)
+}
+
+pub fn layout_kind(kind: &str) -> PyResult<LayoutKind> {
+    match kind {
+        "struct" => Ok(LayoutKind::Struct),
+        "union" => Ok(LayoutKind::Union),
+        other => Err(PyValueError::new_err(format!("unknown aggregate kind {other:?}"))),
+    }
+}
+
+pub fn lay_out(
+    py: Python<'_>,
+    kind: LayoutKind,
+    members: &[(Bound<'_, CType>, Option<u32>)],
+    pack: Option<usize>,
+    swapped: bool,
+    base: Option<Bound<'_, CType>>,
+    align: Option<usize>,
+) -> PyResult<PyLayout> {
     let decls: Vec<MemberDecl> = members
         .iter()
         .map(|(ctype, bits)| MemberDecl { ty: ctype.get().jit.clone(), bits: *bits })

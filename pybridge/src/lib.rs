@@ -19,6 +19,7 @@
 mod array;
 mod callback;
 mod cdata;
+mod classdef;
 mod convert;
 mod ctype;
 mod entry;
@@ -136,6 +137,12 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(cdata::alignment, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::is_simple_type_code, module)?)?;
     module.add_function(wrap_pyfunction!(layout::layout, module)?)?;
+    module.add_function(wrap_pyfunction!(classdef::define_fields, module)?)?;
+    module.add_function(wrap_pyfunction!(classdef::field_access, module)?)?;
+    module.add_function(wrap_pyfunction!(classdef::define_array, module)?)?;
+    module.add_function(wrap_pyfunction!(classdef::install_scalar_buffer_format, module)?)?;
+    module.add_function(wrap_pyfunction!(classdef::define_pointer, module)?)?;
+    module.add_function(wrap_pyfunction!(classdef::set_pointer_target, module)?)?;
     module.add_function(wrap_pyfunction!(memory::read, module)?)?;
     module.add_function(wrap_pyfunction!(memory::write, module)?)?;
     module.add_function(wrap_pyfunction!(memory::memmove, module)?)?;

@@ -2,33 +2,7 @@
 ``CType``, adds ``value``/``raw`` to char arrays); indexing runs in Rust (``_rawffi.Array``)."""
 
 from jitctypes import _rawffi
-from jitctypes._ctypes import pep3118
-from jitctypes._ctypes.basics import _CDataType, overrides
-from jitctypes._ctypes.structure import element_access
-
-
-def _length_of(cls) -> int:
-    try:
-        length = cls._length_
-    except AttributeError:
-        raise AttributeError("class must define a '_length_' attribute") from None
-    if not isinstance(length, int):
-        raise TypeError("The '_length_' attribute must be an integer")
-    if length < 0:
-        raise ValueError("The '_length_' attribute must not be negative")
-    if length >= 2**63:
-        raise OverflowError("The '_length_' attribute is too large")
-    return length
-
-
-def _element_of(cls) -> type:
-    try:
-        element = cls._type_
-    except AttributeError:
-        raise AttributeError("class must define a '_type_' attribute") from None
-    if not _has_storage(element):
-        raise TypeError("_type_ must have storage info")
-    return element
+from jitctypes._ctypes.basics import _CDataType
 
 
 def _has_storage(cls) -> bool:
@@ -70,17 +44,7 @@ class PyCArrayType(_CDataType):
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         if not any(isinstance(base, PyCArrayType) for base in bases):
             return cls  # the abstract root, Array itself
-        length, element = _length_of(cls), _element_of(cls)
-        type.__setattr__(cls, "__ctype__", _rawffi.CType.array(element.__ctype__, length))
-        pep3118.set_array(cls, element, length)
-        if not overrides(cls, _rawffi.Array, "__init__"):
-            _rawffi.enable_fast_init(cls)
-        if not any(overrides(cls, _rawffi.Array, name) for name in ("__getitem__", "__setitem__")):
-            _rawffi.enable_fast_getitem(cls)
-        access = element_access(element)
-        type.__setattr__(cls, "_jitctypes_elements_", _rawffi.ElementInfo(element, access, length))
-        for flag in ("_jitctypes_has_union_", "_jitctypes_has_pointer_"):
-            type.__setattr__(cls, flag, getattr(element, flag, False))
+        access = _rawffi.define_array(cls)  # checks, CType, buffer format, fast slots
         if access == "chars":
             cls.value = property(_char_value, _rawffi.set_char_array_value, _cannot_delete)
             cls.raw = property(_char_raw, _set_char_raw)

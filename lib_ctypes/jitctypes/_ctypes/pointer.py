@@ -3,10 +3,7 @@
 in Rust (``_rawffi._Pointer``)."""
 
 from jitctypes import _rawffi
-from jitctypes._ctypes import pep3118
-from jitctypes._ctypes.array import _has_storage
-from jitctypes._ctypes.basics import _CDataType, overrides
-from jitctypes._ctypes.structure import element_access
+from jitctypes._ctypes.basics import _CDataType
 
 # POINTER(T) → its class; incomplete types (POINTER("name")) are keyed by id(class), as
 # stock ctypes keys them, so that `ctypes.SetPointerType` can find them.
@@ -22,32 +19,13 @@ class PyCPointerType(_CDataType):
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         if not any(isinstance(base, PyCPointerType) for base in bases):
             return cls  # the abstract root, _Pointer itself
-        type.__setattr__(cls, "__ctype__", _rawffi.CType.pointer())
-        type.__setattr__(cls, "_jitctypes_has_pointer_", True)
-        pep3118.set_pointer(cls, None)
-        # Only a class that names its own target can make instances (stock's stgdict rule).
-        type.__setattr__(cls, "_jitctypes_complete_", False)
-        if "_type_" in namespace:
-            cls._jitctypes_set_target(namespace["_type_"])
-        item_methods = ("__getitem__", "__setitem__")
-        if not any(overrides(cls, _rawffi._Pointer, name) for name in item_methods):
-            _rawffi.enable_fast_getitem(cls)
-        if not overrides(cls, _rawffi._Pointer, "__init__"):
-            _rawffi.enable_fast_init(cls)
+        # The target, if named here (stock's rule: only then can the class make instances).
+        _rawffi.define_pointer(cls, namespace.get("_type_"))
         return cls
-
-    def _jitctypes_set_target(cls, target) -> None:
-        if not _has_storage(target):
-            raise TypeError("_type_ must have storage info")
-        type.__setattr__(cls, "_type_", target)
-        access = element_access(target)
-        type.__setattr__(cls, "_jitctypes_elements_", _rawffi.ElementInfo(target, access, 0))
-        type.__setattr__(cls, "_jitctypes_complete_", True)
-        pep3118.set_pointer(cls, target)
 
     def set_type(cls, target) -> None:
         """Completes an incomplete pointer type (used by ``ctypes.SetPointerType``)."""
-        cls._jitctypes_set_target(target)
+        _rawffi.set_pointer_target(cls, target)
 
 
 class _Pointer(_rawffi._Pointer, metaclass=PyCPointerType):

@@ -8,45 +8,13 @@ from jitctypes import _rawffi
 from jitctypes._ctypes import pep3118
 from jitctypes._ctypes.basics import _CDataType, overrides
 
-_INTEGER_CODES = frozenset("bBhHiIlLqQ?")
-
-
-def _field_access(field_type: type) -> str:
-    """How the Rust descriptor presents the field (see pybridge/src/field.rs)."""
-    if getattr(field_type, "_jitctypes_basic_", False):
-        return "value"
-    element = getattr(field_type, "_type_", None)
-    if hasattr(field_type, "_length_") and getattr(element, "_jitctypes_basic_", False):
-        code = element._type_
-        if code == "c":
-            return "chars"
-        if code == "u":
-            return "wchars"
-    return "view"
-
 
 def element_access(element_type: type) -> str:
     """How an array element or pointer target reads: like a field of its type, except that
     `c_char`/`c_wchar` elements make slices bytes/str ("chars"/"wchars")."""
     basic = element_type.__dict__.get("_jitctypes_basic_")
     code = element_type.__dict__.get("_type_") if basic else None
-    return {"c": "chars", "u": "wchars"}.get(code) or _field_access(element_type)
-
-
-def _ctype_of_field(field_type, index: int) -> "_rawffi.CType":
-    is_ctypes_class = isinstance(field_type, type) and issubclass(field_type, _rawffi._CData)
-    ctype = getattr(field_type, "__ctype__", None) if is_ctypes_class else None
-    if not isinstance(ctype, _rawffi.CType):
-        raise TypeError(f"second item in _fields_ tuple (index {index}) must be a C type")
-    return ctype
-
-
-def _check_bits(field_type, bits, index: int) -> None:
-    code = getattr(field_type, "_type_", None)
-    if not (isinstance(code, str) and code in _INTEGER_CODES):
-        raise TypeError(f"bit fields not allowed for type {field_type.__name__}")
-    if not isinstance(bits, int) or not 1 <= bits <= 8 * field_type.__ctype__.size:
-        raise ValueError("number of bits invalid for bit field")
+    return {"c": "chars", "u": "wchars"}.get(code) or _rawffi.field_access(element_type)
 
 
 def _aggregate_base(cls) -> type | None:
@@ -103,63 +71,8 @@ class _AggregateType(_CDataType):
     def _jitctypes_set_fields(cls, fields) -> None:
         if cls.__dict__.get("_jitctypes_final_"):
             raise AttributeError("_fields_ is final")
-        try:
-            fields = list(fields)
-        except TypeError:
-            raise TypeError("'_fields_' must be a sequence of pairs") from None
         base = _aggregate_base(cls)
-        base_names = list(base._jitctypes_field_names_) if base is not None else []
-        pack = getattr(cls, "_pack_", 0)
-        if not isinstance(pack, int) or isinstance(pack, bool) or pack < 0:
-            raise ValueError("_pack_ must be a non-negative integer")
-        members, names, types = [], [], []
-        for index, item in enumerate(fields):
-            if not isinstance(item, tuple) or len(item) not in (2, 3):
-                raise TypeError("'_fields_' must be a sequence of (name, C type) pairs")
-            name, field_type = item[0], item[1]
-            if not isinstance(name, str):
-                raise TypeError("'_fields_' must be a sequence of (name, C type) pairs")
-            ctype = _ctype_of_field(field_type, index)
-            bits = item[2] if len(item) == 3 else None
-            if bits is not None:
-                _check_bits(field_type, bits, index)
-            if field_type is cls:
-                raise AttributeError("Structure or union cannot contain itself")
-            if isinstance(field_type, _AggregateType):
-                type.__setattr__(field_type, "_jitctypes_final_", True)
-            members.append((ctype, bits))
-            names.append(name)
-            types.append(field_type)
-        swapped = hasattr(cls, "_swappedbytes_")
-        base_ctype = base.__ctype__ if base is not None else None
-        align = _forced_alignment(cls)
-        layout = _rawffi.layout(cls._kind, members, pack or None, swapped, base_ctype, align)
-        first_index = len(base_names)
-        for offset_index, (name, field_type, (offset, _size, bits)) in enumerate(
-            zip(names, types, layout.fields, strict=True)
-        ):
-            descriptor = _rawffi.make_field(
-                field_type,
-                field_type.__ctype__,
-                offset,
-                first_index + offset_index,
-                _field_access(field_type),
-                bits,
-            )
-            type.__setattr__(cls, name, descriptor)
-        type.__setattr__(cls, "__ctype__", layout.ctype)
-        inherited = [base] if base is not None else []
-        has = {
-            flag: any(getattr(t, flag, False) for t in types + inherited)
-            for flag in ("_jitctypes_has_union_", "_jitctypes_has_pointer_")
-        }
-        has["_jitctypes_has_union_"] |= cls._kind == "union"
-        for flag, found in has.items():
-            type.__setattr__(cls, flag, found)
-        type.__setattr__(cls, "_jitctypes_field_names_", tuple(base_names + names))
-        offsets = [offset for offset, _size, _bits in layout.fields]
-        pep3118.set_aggregate(cls, names, types, offsets, cls._kind == "struct", bool(pack))
-        type.__setattr__(cls, "_jitctypes_final_", True)
+        _rawffi.define_fields(cls, fields, cls._kind, base, _AggregateType, _forced_alignment(cls))
         cls._jitctypes_make_anonymous()
 
     def _jitctypes_make_anonymous(cls) -> None:
