@@ -127,6 +127,15 @@ impl<'py> FieldDecl<'py> {
             return Err(not_pairs());
         }
         let name = item.get_item(0)?.downcast_into::<PyString>().map_err(|_| not_pairs())?;
+        // Stock parses the item as (str, object[, C int]) before looking at the type.
+        let bits = match item.len() {
+            3 => {
+                let bits = item.get_item(2)?;
+                let bits = bits.downcast::<PyInt>().map_err(|_| not_pairs())?;
+                Some(bits.extract::<i32>().map_err(|_| not_pairs())?)
+            }
+            _ => None,
+        };
         let field_type = item.get_item(1)?;
         let not_c_type = || {
             PyTypeError::new_err(format!(
@@ -140,10 +149,7 @@ impl<'py> FieldDecl<'py> {
         let ctype = class_getattr_opt(&field_type, intern!(cls.py(), "__ctype__"))?
             .and_then(|ctype| as_ctype(&ctype).cloned())
             .ok_or_else(not_c_type)?;
-        let bits = match item.len() {
-            3 => Some(checked_bits(&field_type, &ctype, &item.get_item(2)?)?),
-            _ => None,
-        };
+        let bits = bits.map(|bits| checked_bits(&field_type, &ctype, bits)).transpose()?;
         if field_type.is(cls) {
             return Err(PyAttributeError::new_err("Structure or union cannot contain itself"));
         }
@@ -151,33 +157,38 @@ impl<'py> FieldDecl<'py> {
     }
 }
 
-/// `list(fields)`, with stock's message when that fails with a `TypeError`.
+/// The items of `fields`, which must be a sequence (with a length, as stock asks),
+/// else stock's message.
 fn sequence_of_fields<'py>(fields: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
     let py = fields.py();
-    let items = fields.try_iter().and_then(|items| items.collect::<PyResult<Vec<_>>>());
-    items.map_err(|error| {
+    // SAFETY: a live object; -1 means an error is set.
+    let length = unsafe { pyo3::ffi::PySequence_Size(fields.as_ptr()) };
+    if length < 0 {
+        let error = PyErr::fetch(py);
         if error.is_instance_of::<PyTypeError>(py) {
-            PyTypeError::new_err("'_fields_' must be a sequence of pairs")
-        } else {
-            error
+            return Err(PyTypeError::new_err("'_fields_' must be a sequence of pairs"));
         }
-    })
+        return Err(error);
+    }
+    (0..length as usize).map(|index| fields.get_item(index)).collect()
 }
 
-/// `_pack_` (None when absent or 0), checked as stock does.
+/// `_pack_` (None when absent or 0): an int (bools too) from 0 to `INT_MAX`, else stock's
+/// `ValueError`.
 fn pack_of(cls: &Bound<'_, PyType>) -> PyResult<Option<usize>> {
     let Some(pack) = class_getattr_opt(cls, intern!(cls.py(), "_pack_"))? else { return Ok(None) };
-    if !pack.is_instance_of::<PyInt>() || pack.is_instance_of::<PyBool>() || pack.lt(0)? {
-        return Err(PyValueError::new_err("_pack_ must be a non-negative integer"));
+    let pack = pack.downcast::<PyInt>().ok().and_then(|pack| pack.extract::<i32>().ok());
+    match pack {
+        Some(pack) if pack >= 0 => Ok(Some(pack as usize).filter(|&pack| pack != 0)),
+        _ => Err(PyValueError::new_err("_pack_ must be a non-negative integer")),
     }
-    Ok(Some(pack.extract::<usize>()?).filter(|&pack| pack != 0))
 }
 
 /// The width of a bit-field of `field_type`: integer types only, 1 to the type's bits.
 fn checked_bits(
     field_type: &Bound<'_, PyType>,
     ctype: &Bound<'_, CType>,
-    bits: &Bound<'_, PyAny>,
+    bits: i32,
 ) -> PyResult<u32> {
     const INTEGER_CODES: &str = "bBhHiIlLqQ?";
     let code = class_getattr_opt(field_type, intern!(field_type.py(), "_type_"))?;
@@ -189,18 +200,11 @@ fn checked_bits(
         })
         .unwrap_or(false);
     if !is_integer {
-        return Err(PyTypeError::new_err(format!(
-            "bit fields not allowed for type {}",
-            field_type.name()?
-        )));
+        let name = field_type.name()?;
+        return Err(PyTypeError::new_err(format!("bit fields not allowed for type {name}")));
     }
-    let invalid = || PyValueError::new_err("number of bits invalid for bit field");
-    if !bits.is_instance_of::<PyInt>() {
-        return Err(invalid());
-    }
-    let bits: i64 = bits.extract().map_err(|_| invalid())?;
-    if !(1..=8 * ctype.get().size as i64).contains(&bits) {
-        return Err(invalid());
+    if !(1..=8 * ctype.get().size as i64).contains(&(bits as i64)) {
+        return Err(PyValueError::new_err("number of bits invalid for bit field"));
     }
     Ok(bits as u32)
 }
@@ -423,9 +427,14 @@ pub fn define_pointer(cls: &Bound<'_, PyType>, target: Option<&Bound<'_, PyAny>>
     set_type_attr(cls, intern!(py, "__ctype__"), Bound::new(py, CType::pointer())?.as_any())?;
     set_type_attr(cls, intern!(py, "_jitctypes_has_pointer_"), PyBool::new(py, true).as_any())?;
     match target {
-        Some(target) => set_pointer_target(cls, target)?,
+        Some(target) => {
+            set_pointer_target(cls, target)?;
+            let format = format!("&{}", member_format(target.downcast::<PyType>()?)?);
+            install_buffer_format(cls, Some(&format), Vec::new(), 8)?;
+        }
         None => {
-            install_buffer_format(cls, Some("&B"), Vec::new(), 8)?;
+            // Plain bytes, also once `SetPointerType` completes it, as in stock ctypes.
+            install_buffer_format(cls, None, Vec::new(), 8)?;
             // Only a class that names its own target can make instances (stock's rule).
             set_type_attr(
                 cls,
@@ -445,18 +454,19 @@ pub fn define_pointer(cls: &Bound<'_, PyType>, target: Option<&Bound<'_, PyAny>>
 }
 
 /// Sets the target of the pointer type `cls` (also `SetPointerType`'s completion of an
-/// incomplete one).
+/// incomplete one, which leaves its buffer format alone, as stock does).
 #[pyfunction]
 pub fn set_pointer_target(cls: &Bound<'_, PyType>, target: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = cls.py();
+    if !target.is_instance_of::<PyType>() {
+        return Err(PyTypeError::new_err("_type_ must be a type"));
+    }
     let (target, _ctype) = storage_of(target)?;
     set_type_attr(cls, intern!(py, "_type_"), target.as_any())?;
     let access = element_access(&target)?;
     let elements = ElementInfo::new(target.clone(), access, 0)?;
     set_type_attr(cls, intern!(py, "_jitctypes_elements_"), Bound::new(py, elements)?.as_any())?;
-    set_type_attr(cls, intern!(py, "_jitctypes_complete_"), PyBool::new(py, true).as_any())?;
-    let format = format!("&{}", member_format(&target)?);
-    install_buffer_format(cls, Some(&format), Vec::new(), 8)
+    set_type_attr(cls, intern!(py, "_jitctypes_complete_"), PyBool::new(py, true).as_any())
 }
 
 /// `element` as a ctypes class with a C type, or stock's "_type_ must have storage info".

@@ -461,12 +461,12 @@ pub fn function_from_library<'py>(
     } else {
         return Err(PyTypeError::new_err("function name must be string, bytes object or integer"));
     };
-    let handle = library.getattr_opt(intern!(py, "_handle"))?;
-    let Some(handle) = handle.filter(|handle| handle.is_instance_of::<pyo3::types::PyInt>()) else {
+    let handle = library.getattr(intern!(py, "_handle"))?;
+    if !handle.is_instance_of::<pyo3::types::PyInt>() {
         return Err(PyTypeError::new_err(
             "the _handle attribute of the second argument must be an integer",
         ));
-    };
+    }
     let address = crate::library::symbol_of_handle(handle.extract()?, &name)
         .map_err(pyo3::exceptions::PyAttributeError::new_err)?;
     let paramflags = paramflags.filter(|flags| !flags.is_none());
