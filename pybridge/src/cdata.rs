@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::{intern, Borrowed, PyClassInitializer};
 use rawffi::memory::RawBuffer;
@@ -171,7 +172,7 @@ pub struct CData {
     base: Option<PyObject>,
     /// Position in `base` (ctypes' `_b_index`): keys of kept objects are paths of these.
     index: usize,
-    objects: Option<PyObject>,
+    pub(crate) objects: Option<PyObject>,
     /// Aggregates and arrays keep objects in a dict keyed by field path; scalars keep one.
     keeps_many: bool,
     /// How the value (simple types) or the elements (arrays) read and write on the fast
@@ -567,19 +568,37 @@ pub fn keep_ref(target: &Bound<'_, CData>, index: usize, kept: KeepAlive) -> PyR
     keep_ref_at(target, index as isize, kept)
 }
 
+/// The key of `index` in a root object's kept objects (its hex form), made once for the
+/// small indices that pointers (0 and 1), fields and elements mostly use.
+fn keep_key(py: Python<'_>, index: isize) -> Bound<'_, pyo3::types::PyString> {
+    const CACHED: usize = 32;
+    static KEYS: GILOnceCell<Vec<Py<pyo3::types::PyString>>> = GILOnceCell::new();
+    match usize::try_from(index) {
+        Ok(small) if small < CACHED => {
+            let keys = KEYS.get_or_init(py, || {
+                let key = |index: usize| pyo3::types::PyString::intern(py, &format!("{index:x}"));
+                (0..CACHED).map(|index| key(index).unbind()).collect()
+            });
+            keys[small].bind(py).clone()
+        }
+        _ => pyo3::types::PyString::new(py, &format!("{:x}", index as i32 as u32)),
+    }
+}
+
 /// `keep_ref` for any index; stock formats a negative one as a C `int` in hex
 /// (`-1` → `ffffffff`, the key `from_buffer` uses).
 fn keep_ref_at(target: &Bound<'_, CData>, index: isize, kept: KeepAlive) -> PyResult<()> {
     let py = target.py();
     let Some(kept) = kept_object(py, kept)? else { return Ok(()) };
-    let mut key = format!("{:x}", index as i32 as u32);
+    let mut path: Option<String> = None;
     let mut root = target.clone();
     loop {
         let base = {
             let data = root.borrow();
             match &data.base {
                 Some(base) => {
-                    key.push_str(&format!(":{:x}", data.index));
+                    let path = path.get_or_insert_with(|| format!("{:x}", index as i32 as u32));
+                    path.push_str(&format!(":{:x}", data.index));
                     base.bind(py).clone()
                 }
                 None => break,
@@ -587,6 +606,10 @@ fn keep_ref_at(target: &Bound<'_, CData>, index: isize, kept: KeepAlive) -> PyRe
         };
         root = base.downcast_into::<CData>()?;
     }
+    let key = match path {
+        Some(path) => pyo3::types::PyString::new(py, &path),
+        None => keep_key(py, index),
+    };
     // A dict needed is made before the mutable borrow, as in `CData::shared_objects`.
     let needs_dict = {
         let data = root.borrow();

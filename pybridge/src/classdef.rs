@@ -64,6 +64,7 @@ pub fn define_fields(
     }
     let swapped = class_getattr_opt(cls, intern!(py, "_swappedbytes_"))?.is_some();
     let base_ctype = base.as_ref().map(class_ctype).transpose()?;
+    let base_size = base_ctype.as_ref().map_or(0, |ctype| ctype.get().size);
     let layout = lay_out(py, kind, &members, pack, swapped, base_ctype, align)?;
     for (position, (field, (offset, _size, bits))) in
         declared.iter().zip(&layout.fields).enumerate()
@@ -105,7 +106,7 @@ pub fn define_fields(
         .chain(declared.iter().map(|field| field.name.clone().into_any()))
         .collect();
     set_type_attr(cls, intern!(py, "_jitctypes_field_names_"), PyTuple::new(py, names)?.as_any())?;
-    let format = aggregate_format(py, kind, pack.is_some(), &declared, &layout)?;
+    let format = aggregate_format(py, kind, pack.is_some(), &declared, &layout, base_size)?;
     install_buffer_format(cls, format.as_deref(), Vec::new(), layout.size)?;
     set_type_attr(cls, intern!(py, "_jitctypes_final_"), PyBool::new(py, true).as_any())
 }
@@ -244,13 +245,15 @@ pub fn field_access(field_type: &Bound<'_, PyType>) -> PyResult<&'static str> {
 
 /// The PEP 3118 format of a structure (`T{<i:a:<d:b:}`), None where stock exports plain
 /// bytes: unions, and before 3.12 packed structures. From 3.12 stock also writes the
-/// padding between and after members (`3x`).
+/// padding between and after members (`3x`), from the end of the base structure's
+/// fields (`base_size`): the base's own fields are not listed, as in stock.
 fn aggregate_format(
     py: Python<'_>,
     kind: LayoutKind,
     packed: bool,
     fields: &[FieldDecl<'_>],
     layout: &PyLayout,
+    base_size: usize,
 ) -> PyResult<Option<String>> {
     let with_padding = py.version_info() >= (3, 12);
     if kind != LayoutKind::Struct || (packed && !with_padding) {
@@ -258,7 +261,7 @@ fn aggregate_format(
     }
     let padding = |count: usize| if count == 1 { "x".to_owned() } else { format!("{count}x") };
     let mut format = String::from("T{");
-    let mut end = 0;
+    let mut end = base_size;
     for (field, (offset, _size, _bits)) in fields.iter().zip(&layout.fields) {
         if with_padding && *offset > end {
             format.push_str(&padding(offset - end));

@@ -140,6 +140,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(classdef::define_fields, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::field_access, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::define_array, module)?)?;
+    module.add_function(wrap_pyfunction!(pointer::pointer, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::install_scalar_buffer_format, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::define_pointer, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::set_pointer_target, module)?)?;

@@ -110,8 +110,10 @@ impl Pointer {
         unsafe { write_uint(own as *mut u8, 8, address as u64, false) };
         // The pointer keeps its target alive, and what the target keeps.
         keep_ref(slf.as_super(), 1, vec![value.clone().unbind()])?;
-        let kept = value.getattr(intern!(py, "_objects"))?;
-        let kept = if kept.is_none() { KeepAlive::new() } else { vec![kept.unbind()] };
+        // What the target keeps, read from the object as stock reads `b_objects`.
+        let kept =
+            value.downcast::<CData>()?.borrow().objects.as_ref().map(|kept| kept.clone_ref(py));
+        let kept = kept.filter(|kept| !kept.is_none(py)).into_iter().collect::<KeepAlive>();
         keep_ref(slf.as_super(), 0, kept)
     }
 
@@ -189,4 +191,24 @@ fn pointer_slice(slice: &Bound<'_, PySlice>) -> PyResult<Vec<isize>> {
         index += step;
     }
     Ok(indices)
+}
+
+/// `pointer(obj)`: a new `POINTER(type(obj))` pointing at `obj`. The pointer type comes
+/// from `POINTER`'s cache (`jitctypes._ctypes.pointer`), made there on a miss; in Rust
+/// because it is a per-value operation (stock's is C).
+#[pyfunction]
+pub fn pointer<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    static MODULE: pyo3::sync::GILOnceCell<(Py<PyDict>, PyObject)> = pyo3::sync::GILOnceCell::new();
+    let (cache, make_type) = MODULE.get_or_try_init(py, || -> PyResult<_> {
+        let module = py.import("jitctypes._ctypes.pointer")?;
+        let cache = module.getattr("_pointer_type_cache")?.downcast_into::<PyDict>()?;
+        Ok((cache.unbind(), module.getattr("POINTER")?.unbind()))
+    })?;
+    let target = obj.get_type();
+    let pointer_type = match cache.bind(py).get_item(&target)? {
+        Some(found) if !found.is_none() => found,
+        _ => make_type.bind(py).call1((target,))?,
+    };
+    pointer_type.call1((obj,))
 }

@@ -31,6 +31,13 @@ def _char_pointer_slice(module):
     return module.POINTER(c_char)(c_char.from_address(module.addressof(text)))[0:5]
 
 
+def _keeps_what_the_target_keeps(module):
+    text = simple(module, "z")(b"kept")
+    holder = module.pointer(text)
+    again = module.pointer(holder)
+    return sorted(holder._objects), sorted(again._objects), holder.contents.value
+
+
 SCENARIOS = {
     "through a pointer": _through_pointer,
     "array through a pointer": _array_through_pointer,
@@ -46,6 +53,11 @@ SCENARIOS = {
     "not a type": lambda m: m.POINTER(5),
     "cached": lambda m: (lambda t: m.POINTER(t) is m.POINTER(t))(simple(m, "d")),
     "keeps its target": lambda m: sorted(m.pointer(simple(m, "i")(3))._objects),
+    "keeps what its target keeps": _keeps_what_the_target_keeps,
+    "pointer of a non-ctypes object": lambda m: m.pointer(5),
+    "pointer of a class": lambda m: m.pointer(simple(m, "i")),
+    "pointer of an array": lambda m: list(m.pointer((simple(m, "i") * 3)(1, 2, 3)).contents),
+    "pointer of a pointer": lambda m: m.pointer(m.pointer(simple(m, "i")(4)))[0][0],
 }
 
 

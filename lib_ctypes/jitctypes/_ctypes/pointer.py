@@ -58,6 +58,4 @@ def POINTER(target):  # noqa: N802 (stock's name)
     return result
 
 
-def pointer(obj):
-    """A new pointer to ``obj``."""
-    return POINTER(type(obj))(obj)
+pointer = _rawffi.pointer  # POINTER(type(obj))(obj), in Rust (a per-value operation)
