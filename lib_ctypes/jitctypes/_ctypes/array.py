@@ -1,5 +1,6 @@
-"""Arrays: the metaclass ``PyCArrayType`` (checks ``_type_`` and ``_length_``, builds the
-``CType``, adds ``value``/``raw`` to char arrays); indexing runs in Rust (``_rawffi.Array``)."""
+"""Arrays: the metaclass ``PyCArrayType`` (``_rawffi.define_array`` checks ``_type_`` and
+``_length_`` and builds the ``CType``; here ``value``/``raw`` are added to char arrays);
+indexing runs in Rust (``_rawffi.Array``)."""
 
 from jitctypes import _rawffi
 from jitctypes._ctypes.basics import _CDataType

@@ -1,6 +1,6 @@
-"""Structures and unions: the metaclasses (run once per class definition: validate
-``_fields_``, ask ``_rawffi.layout`` for the layout, install one Rust ``CField`` descriptor
-per field) and the instance initialiser."""
+"""Structures and unions: the metaclasses (run once per class definition; assigning
+``_fields_`` calls ``_rawffi.define_fields``, which checks the fields, lays them out and
+installs one Rust ``CField`` descriptor per field) and the instance initialiser."""
 
 import sys
 
