@@ -73,6 +73,11 @@ pub enum ArgConversion {
     /// the C value is (in `slot`, or elsewhere, e.g. a struct's own memory), or null to
     /// fall back.
     Helper,
+    /// A pointer argument: a by-reference object (ctypes' `byref(x)`, see
+    /// [`ReferenceLayout`]) whose referenced object's class is exactly the one the
+    /// callable's data names for this argument passes the address it holds, read inline;
+    /// anything else as `Helper`.
+    Reference,
 }
 
 impl ArgConversion {
@@ -97,7 +102,9 @@ impl ArgConversion {
             ArgConversion::Float { bytes: 4 } => *ty == Type::F32,
             ArgConversion::Float { bytes: 8 } => *ty == Type::F64,
             ArgConversion::Float { .. } => false,
-            ArgConversion::CharPointer | ArgConversion::VoidPointer => *ty == Type::Pointer,
+            ArgConversion::CharPointer | ArgConversion::VoidPointer | ArgConversion::Reference => {
+                *ty == Type::Pointer
+            }
             ArgConversion::Helper => true,
         }
     }
@@ -193,8 +200,29 @@ pub struct EntryRuntime {
     /// aligned to 16); see
     /// [`ArgConversion::Helper`]. Must not run interpreter code or fail otherwise.
     pub convert_helper: usize,
+    /// The host's by-reference objects, if [`ArgConversion::Reference`] may read them
+    /// inline (else those arguments go to the helper).
+    pub reference: Option<ReferenceLayout>,
     /// An [`EntryFn`]: the host's general entry, called with the stub's own four arguments.
     pub fallback: usize,
+}
+
+/// How the host's by-reference objects (ctypes' `byref(x)`: the object `x` and the
+/// address they pass) are laid out, and where a callable's data names the class each
+/// argument's referenced object must have, for [`ArgConversion::Reference`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ReferenceLayout {
+    /// The exact type of by-reference objects.
+    pub ty: usize,
+    /// Where one keeps its kind (a `u32`), and the kind of a plain reference.
+    pub tag_offset: i32,
+    pub tag: u32,
+    /// Where one keeps the referenced object, and the address it passes (a word).
+    pub object_offset: i32,
+    pub address_offset: i32,
+    /// Where the callable's data keeps a pointer to one word per argument: the class a
+    /// `Reference` argument's referenced object must have exactly (0 for other arguments).
+    pub data_targets_offset: i32,
 }
 
 /// Where CPython keeps the value of an `int` of one digit (every value below 2**30 in
@@ -327,7 +355,10 @@ impl<'a> EntryBuilder<'a> {
         self.check_call(&entry, nargsf, kwnames);
         let target = self.load_target(&entry);
         let data = self.shape.args.iter().any(|conversion| {
-            matches!(conversion, ArgConversion::Helper | ArgConversion::VoidPointer)
+            matches!(
+                conversion,
+                ArgConversion::Helper | ArgConversion::VoidPointer | ArgConversion::Reference
+            )
         });
         let data = data.then(|| {
             let offset = self.runtime.callable_data_offset;
@@ -497,8 +528,66 @@ impl<'a> EntryBuilder<'a> {
                 let data = data.expect("loaded for helpers");
                 return self.helper_call(entry, object, slot, index, data);
             }
+            ArgConversion::Reference => {
+                let data = data.expect("loaded for references");
+                return self.convert_reference(entry, object, slot, index, data);
+            }
         }
         slot
+    }
+
+    /// A by-reference object of the expected class inline (`ReferenceLayout`); any other
+    /// object through the helper.
+    fn convert_reference(
+        &mut self,
+        entry: &Entry,
+        object: Value,
+        slot: Value,
+        index: usize,
+        data: Value,
+    ) -> Value {
+        let Some(layout) = self.runtime.reference else {
+            return self.helper_call(entry, object, slot, index, data);
+        };
+        let done = self.b().create_block();
+        self.b().append_block_param(done, types::I64);
+        let other = self.b().create_block();
+
+        let ty = self.type_of(object);
+        let is_reference = self.is(ty, layout.ty);
+        let check_tag = self.b().create_block();
+        self.b().ins().brif(is_reference, check_tag, &[], other, &[]);
+
+        self.lowering.enter_block(check_tag);
+        let tag = self.b().ins().uload32(object_flags(), object, layout.tag_offset);
+        let is_plain = self.b().ins().icmp_imm_u(IntCC::Equal, tag, i64::from(layout.tag));
+        let check_class = self.b().create_block();
+        self.b().ins().brif(is_plain, check_class, &[], other, &[]);
+
+        self.lowering.enter_block(check_class);
+        let referenced =
+            self.b().ins().load(types::I64, object_flags(), object, layout.object_offset);
+        let class = self.type_of(referenced);
+        let targets =
+            self.b().ins().load(types::I64, object_flags(), data, layout.data_targets_offset);
+        let word = i32::try_from(8 * index).expect("at most 1024 arguments");
+        let expected = self.b().ins().load(types::I64, object_flags(), targets, word);
+        let is_expected = self.b().ins().icmp(IntCC::Equal, class, expected);
+        let inline = self.b().create_block();
+        self.b().ins().brif(is_expected, inline, &[], other, &[]);
+
+        self.lowering.enter_block(inline);
+        let address =
+            self.b().ins().load(types::I64, object_flags(), object, layout.address_offset);
+        self.b().ins().store(MemFlagsData::trusted(), address, slot, 0);
+        self.b().ins().jump(done, &[BlockArg::Value(slot)]);
+
+        self.lowering.enter_block(other);
+        let at = self.helper_call(entry, object, slot, index, data);
+        self.b().ins().jump(done, &[BlockArg::Value(at)]);
+
+        self.lowering.enter_block(done);
+        self.b().block_params(done)[0]
     }
 
     /// An exact int's value modulo 2**64: read inline when it has one digit

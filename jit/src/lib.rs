@@ -31,7 +31,8 @@ pub mod thunk;
 pub use callback::{callback_unsupported, CompiledCallbackStub};
 pub use caller::{CacheStats, CallPath, Caller, FallbackReason, StubCache};
 pub use entry::{
-    ArgConversion, CompiledEntry, EntryFn, EntryRuntime, EntryShape, IntLayout, ResultBoxing,
+    ArgConversion, CompiledEntry, EntryFn, EntryRuntime, EntryShape, IntLayout, ReferenceLayout,
+    ResultBoxing,
 };
 pub use error::{CallError, SignatureError};
 pub use signature::{Aggregate, AggregateKind, CallConv, Field, Signature, Type, MAX_ARGS};

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicIsize, AtomicU8, Ordering};
 
 use jit::entry::{describe, entry_unsupported};
 use jit::{
-    Aggregate, ArgConversion, CompiledEntry, EntryRuntime, EntryShape, IntLayout, ResultBoxing,
-    Signature, StubCache, StubCompiler, Type,
+    Aggregate, ArgConversion, CompiledEntry, EntryRuntime, EntryShape, IntLayout, ReferenceLayout,
+    ResultBoxing, Signature, StubCache, StubCompiler, Type,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -103,6 +103,9 @@ static NONE_TYPE: TypeObject = TypeObject::new("NoneType");
 static CALLABLE_TYPE: TypeObject = TypeObject::new("callable");
 static ERROR_TYPE: TypeObject = TypeObject::new("OverflowError");
 static SENTINEL_TYPE: TypeObject = TypeObject::new("fallback result");
+static REFERENCE_TYPE: TypeObject = TypeObject::new("CArgObject");
+static POINT_TYPE: TypeObject = TypeObject::new("Point");
+static OTHER_POINT_TYPE: TypeObject = TypeObject::new("OtherPoint");
 
 static NONE: Object = Object::header(&NONE_TYPE);
 /// The pending error while one is set.
@@ -359,9 +362,49 @@ enum HelperAction {
     Refuse,
 }
 
-/// A callable's helper data: the action per argument index (any other index refuses).
+/// A callable's data for helper conversions: the classes its `Reference` arguments'
+/// referenced objects must have (`ReferenceLayout::data_targets_offset`), and the
+/// helper's action per argument index (any other index refuses).
+#[repr(C)]
+struct HelperData {
+    reference_targets: *const usize,
+    actions: Vec<(usize, HelperAction)>,
+}
+
 fn helper_data(actions: &[(usize, HelperAction)]) -> *mut c_void {
-    Box::into_raw(Box::new(actions.to_vec())).cast()
+    helper_data_expecting(&[], actions)
+}
+
+/// Helper data whose `Reference` argument `i` expects the class `targets[i]`.
+fn helper_data_expecting(
+    targets: &[&'static TypeObject],
+    actions: &[(usize, HelperAction)],
+) -> *mut c_void {
+    let targets: Vec<usize> =
+        targets.iter().map(|class| *class as *const TypeObject as usize).collect();
+    let reference_targets = Box::leak(targets.into_boxed_slice()).as_ptr();
+    Box::into_raw(Box::new(HelperData { reference_targets, actions: actions.to_vec() })).cast()
+}
+
+/// A by-reference object (ctypes' `byref(x)`): what it refers to and the address it passes.
+#[repr(C)]
+struct ReferenceObject {
+    header: Object,
+    tag: u32,
+    referenced: *mut Object,
+    address: u64,
+}
+
+/// The tag of a plain reference (others are values converted by `from_param`).
+const REFERENCE_TAG: u32 = 'P' as u32;
+
+fn new_reference(tag: u32, referenced: *mut Object, address: u64) -> *mut Object {
+    leak(ReferenceObject { header: Object::header(&REFERENCE_TYPE), tag, referenced, address })
+}
+
+/// An instance of `class` (its contents are never read).
+fn new_instance(class: &'static TypeObject) -> *mut Object {
+    leak(Object::header(class))
 }
 
 /// The stub's storage for one converted argument: 16 bytes aligned to 16 (enough for any
@@ -390,7 +433,7 @@ unsafe extern "C" fn convert_helper(
         return ptr::null();
     }
     // SAFETY: every callable with helper conversions has data made by `helper_data`.
-    let actions = unsafe { &*data.cast::<Vec<(usize, HelperAction)>>() };
+    let actions = unsafe { &(*data.cast::<HelperData>()).actions };
     let action = actions.iter().find(|(at, _)| *at == index).map(|(_, action)| *action);
     match action.unwrap_or(HelperAction::Refuse) {
         HelperAction::WriteToSlot(word) => {
@@ -459,6 +502,14 @@ fn runtime_switched_by(switch: &'static AtomicU8) -> EntryRuntime {
         errno_swap_in: errno_swap_in as *const () as usize,
         errno_swap_out: errno_swap_out as *const () as usize,
         convert_helper: convert_helper as *const () as usize,
+        reference: Some(ReferenceLayout {
+            ty: address(&REFERENCE_TYPE),
+            tag_offset: offset_of!(ReferenceObject, tag) as i32,
+            tag: REFERENCE_TAG,
+            object_offset: offset_of!(ReferenceObject, referenced) as i32,
+            address_offset: offset_of!(ReferenceObject, address) as i32,
+            data_targets_offset: offset_of!(HelperData, reference_targets) as i32,
+        }),
         fallback: fallback as *const () as usize,
     }
 }
@@ -541,6 +592,11 @@ extern "C" fn c_string_or_null(want_text: bool) -> *const c_char {
 
 extern "C" fn identity_pointer(pointer: *mut c_void) -> *mut c_void {
     called("identity_pointer");
+    pointer
+}
+
+extern "C" fn identity_second_pointer(_first: i32, pointer: *mut c_void) -> *mut c_void {
+    called("identity_second_pointer");
     pointer
 }
 
@@ -1072,6 +1128,65 @@ fn helper_values_written_into_the_slot_are_passed() {
     };
     assert_eq!(events, [helped, Event::Called("add_i32")]);
     assert_eq!(int_value(result), 1024);
+}
+
+#[test]
+fn references_to_the_expected_class_pass_their_address_inline_and_others_go_to_the_helper() {
+    let cache = StubCache::new();
+    let pointer_arg = (Type::Pointer, ArgConversion::Reference);
+    let shape =
+        shape(Type::Pointer, ResultBoxing::Unsigned, &[(Type::I32, int_arg(4)), pointer_arg]);
+    let entry = compile(&cache, &shape);
+    let expecting_point = |action| {
+        let data = helper_data_expecting(&[&INT_TYPE, &POINT_TYPE], &[(1, action)]);
+        (data, callable(identity_second_pointer as *const (), data))
+    };
+    let (_, function) = expecting_point(HelperAction::Refuse);
+
+    // byref(point): the address it holds, with no helper call.
+    let point = new_reference(REFERENCE_TAG, new_instance(&POINT_TYPE), 0x1000);
+    let result = call_plainly(&entry, function, "identity_second_pointer", &[new_int(1), point]);
+    assert_eq!(int_value(result), 0x1000);
+
+    // Another class, another kind of tagged value, or no reference at all: the helper
+    // decides (here it refuses, so the call falls back).
+    let others = [
+        new_reference(REFERENCE_TAG, new_instance(&OTHER_POINT_TYPE), 0x2000),
+        new_reference('i' as u32, new_instance(&POINT_TYPE), 0x3000),
+        new_instance(&POINT_TYPE),
+        none(),
+    ];
+    for other in others {
+        let events = assert_falls_back_with(&entry, function, &[new_int(1), other]);
+        assert!(matches!(events[0], Event::Helper { index: 1, .. }), "{events:?}");
+    }
+
+    // What the helper converts is passed.
+    let (data, helped) = expecting_point(HelperAction::WriteToSlot(0x4000));
+    let other = new_reference(REFERENCE_TAG, new_instance(&OTHER_POINT_TYPE), 0x2000);
+    let (result, events) = call(&entry, helped, &[new_int(1), other]);
+    let helper =
+        Event::Helper { data: data as usize, index: 1, object: other as usize, slot_aligned: true };
+    assert_eq!(events, [helper, Event::Called("identity_second_pointer")]);
+    assert_eq!(int_value(result), 0x4000);
+
+    // A host without a reference layout: every argument through the helper.
+    let runtime = EntryRuntime { reference: None, ..runtime() };
+    let without = cache.entry(&shape, &runtime).expect("compiles");
+    let (result, events) = call(&without, helped, &[new_int(1), point]);
+    let helper =
+        Event::Helper { data: data as usize, index: 1, object: point as usize, slot_aligned: true };
+    assert_eq!(events, [helper, Event::Called("identity_second_pointer")]);
+    assert_eq!(int_value(result), 0x4000);
+}
+
+/// `assert_args_fall_back`, returning what happened.
+fn assert_falls_back_with(
+    entry: &CompiledEntry,
+    callable: *mut Object,
+    args: &[*mut Object],
+) -> Vec<Event> {
+    assert_falls_back(entry, callable, args.as_ptr(), args.len(), ptr::null_mut())
 }
 
 // ---------------------------------------------------------------------------------------

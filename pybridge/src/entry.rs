@@ -15,12 +15,12 @@ use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
-use jit::{ArgConversion, EntryRuntime, EntryShape};
+use jit::{ArgConversion, EntryRuntime, EntryShape, ReferenceLayout};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::fastcall::{convert_argument, funcptr_vectorcall, ArgKind, FastPlan, Value};
-use crate::param::Slot;
+use crate::param::{CArgObject, Slot};
 
 /// Where CPython and a function object keep what entry stubs read.
 #[derive(Clone, Copy)]
@@ -87,8 +87,31 @@ fn make_runtime(offsets: &CallableOffsets) -> EntryRuntime {
         errno_swap_in: rawffi::call::errno_swap_in as *const () as usize,
         errno_swap_out: rawffi::call::errno_swap_out as *const () as usize,
         convert_helper: convert_helper as *const () as usize,
+        reference: reference_layout(),
         fallback: funcptr_vectorcall as *const () as usize,
     }
+}
+
+/// Where `byref()` results keep what entry stubs read, measured on one (pyo3 decides the
+/// layout of its objects); None if one cannot be made.
+fn reference_layout() -> Option<ReferenceLayout> {
+    Python::with_gil(|py| {
+        let probe = Bound::new(py, CArgObject::pointer_into(py.None(), 0)).ok()?;
+        let fields = probe.get().field_addresses();
+        let offset = |field: usize| i32::try_from(field - probe.as_ptr() as usize).ok();
+        Some(ReferenceLayout {
+            ty: crate::known_types::carg_type() as usize,
+            tag_offset: offset(fields.tag)?,
+            tag: CArgObject::REFERENCE_TAG as u32,
+            object_offset: offset(fields.object)?,
+            address_offset: offset(fields.value)?,
+            data_targets_offset: i32::try_from(std::mem::offset_of!(
+                FastPlan,
+                reference_targets_address
+            ))
+            .ok()?,
+        })
+    })
 }
 
 /// The entry shape of `plan`, or None if its result is not one a stub boxes.
@@ -103,9 +126,8 @@ pub fn shape_of(plan: &FastPlan, flags: u32) -> Option<EntryShape> {
             ArgKind::Float { size } => ArgConversion::Float { bytes: *size as u8 },
             ArgKind::CharPointer => ArgConversion::CharPointer,
             ArgKind::VoidPointer { .. } => ArgConversion::VoidPointer,
-            ArgKind::Object { .. } | ArgKind::PointerTo { .. } | ArgKind::Instance { .. } => {
-                ArgConversion::Helper
-            }
+            ArgKind::PointerTo { .. } => ArgConversion::Reference,
+            ArgKind::Object { .. } | ArgKind::Instance { .. } => ArgConversion::Helper,
         })
         .collect();
     Some(EntryShape {

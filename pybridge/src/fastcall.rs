@@ -79,6 +79,12 @@ pub struct FastPlan {
     /// While the plan calls through libffi waiting for the function to be called often
     /// enough to compile for (`function::compile_after`): the fast calls left until then.
     warm_up: Option<std::sync::atomic::AtomicU32>,
+    /// Per argument, the class a `POINTER(T)` argument's `byref()` target must have (`T`,
+    /// kept alive by `args`), else 0: what entry stubs compare inline
+    /// (`jit::ReferenceLayout`). Only read through `reference_targets_address`, where
+    /// these words are (the box keeps them there).
+    _reference_targets: Box<[usize]>,
+    pub(crate) reference_targets_address: usize,
 }
 
 /// Counters of one signature, for `jitctypes.stats()`.
@@ -287,7 +293,16 @@ impl FastPlan {
         if let Some(stub) = function.caller().stub() {
             let _ = stats.stub.set(*stub);
         }
+        let reference_targets: Box<[usize]> = args
+            .iter()
+            .map(|kind| match kind {
+                ArgKind::PointerTo { target, .. } => target.as_ptr() as usize,
+                _ => 0,
+            })
+            .collect();
         let mut plan = FastPlan {
+            reference_targets_address: reference_targets.as_ptr() as usize,
+            _reference_targets: reference_targets,
             args,
             result: Arc::clone(result),
             function,

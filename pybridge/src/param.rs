@@ -53,15 +53,35 @@ pub struct CArgObject {
     value: Slot,
 }
 
+/// Where the fields of one `CArgObject` are (for `entry::reference_layout`).
+pub struct CArgFieldAddresses {
+    pub object: usize,
+    pub tag: usize,
+    pub value: usize,
+}
+
 impl CArgObject {
+    /// The tag of `byref()` results.
+    pub const REFERENCE_TAG: char = 'P';
+
     /// A pointer to `address` inside `obj` (ctypes' `byref`).
     pub fn pointer_into(obj: PyObject, address: usize) -> CArgObject {
         CArgObject {
             obj,
             _keep: KeepAlive::new(),
-            tag: 'P',
+            tag: CArgObject::REFERENCE_TAG,
             jit: Type::Pointer,
             value: Slot::from_u64(address as u64),
+        }
+    }
+
+    /// The addresses of the referenced object (a pointer), the tag (a `char`, as `u32`)
+    /// and the value (its first word is the address a reference passes).
+    pub fn field_addresses(&self) -> CArgFieldAddresses {
+        CArgFieldAddresses {
+            object: &self.obj as *const PyObject as usize,
+            tag: &self.tag as *const char as usize,
+            value: &self.value as *const Slot as usize,
         }
     }
 
