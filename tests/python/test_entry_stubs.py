@@ -423,6 +423,11 @@ GUARD_CASES = {
             ("array", "stub", lambda m: (((m.c_int * 2)(10, 11),), {})),
             ("byref with offset", "fallback", lambda m: ((m.byref((m.c_int * 2)(1, 12), 4),), {})),
             ("byref of the wrong type", "fallback", lambda m: ((m.byref(m.c_short(1)),), {})),
+            (
+                "byref of a subclass instance",
+                "fallback",
+                lambda m: ((m.byref(type("I", (m.c_int,), {})(15)),), {}),
+            ),
             ("wrong instance", "fallback", lambda m: ((m.c_short(1),), {})),
             ("pointer of the wrong type", "fallback", lambda m: ((m.pointer(m.c_uint(1)),), {})),
             ("array of the wrong type", "fallback", lambda m: (((m.c_short * 2)(),), {})),
