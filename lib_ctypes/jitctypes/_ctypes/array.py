@@ -41,10 +41,9 @@ class PyCArrayType(_CDataType):
 
     __module__ = "_ctypes"
 
-    def __new__(mcls, name, bases, namespace, **kwargs):
-        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+    def _jitctypes_set_up_(cls, name, bases, namespace) -> None:
         if not any(isinstance(base, PyCArrayType) for base in bases):
-            return cls  # the abstract root, Array itself
+            return  # the abstract root, Array itself
         access = _rawffi.define_array(cls)  # checks, CType, buffer format, fast slots
         if access == "chars":
             cls.value = property(_char_value, _rawffi.set_char_array_value, _cannot_delete)
@@ -53,7 +52,6 @@ class PyCArrayType(_CDataType):
             cls.value = property(
                 _rawffi.wchar_array_value, _rawffi.set_wchar_array_value, _cannot_delete
             )
-        return cls
 
 
 class Array(_rawffi.Array, metaclass=PyCArrayType):

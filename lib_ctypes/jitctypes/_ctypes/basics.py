@@ -8,8 +8,32 @@ from jitctypes import _rawffi
 _array_types: dict[tuple[type, int], type] = {}
 
 
+# Up to 3.12 stock ctypes sets a type up in its metaclass's `__new__`; from 3.13 in its
+# `__init__`, so that `Meta.__new__(Meta, name, bases, namespace)` alone makes an abstract
+# class and a second `Meta.__init__` of a set-up class raises `SystemError`.
+SET_UP_IN_INIT = sys.version_info >= (3, 13)
+
+
 class _CDataType(type):
-    """Base of the ctypes metaclasses."""
+    """Base of the ctypes metaclasses. Each sets its classes up in `_jitctypes_set_up_`,
+    called where stock's metaclass of the running version does that work."""
+
+    def __new__(mcls, name, bases, namespace, **kwargs):
+        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        if not SET_UP_IN_INIT:
+            mcls._jitctypes_set_up_(cls, name, bases, namespace)
+        return cls
+
+    if SET_UP_IN_INIT:
+
+        def __init__(cls, name, bases, namespace, **kwargs):
+            super().__init__(name, bases, namespace, **kwargs)
+            if "__ctype__" in cls.__dict__ or "_jitctypes_ready_" in cls.__dict__:
+                raise SystemError("already initialized")
+            type(cls)._jitctypes_set_up_(cls, name, bases, namespace)
+
+    def _jitctypes_set_up_(cls, name, bases, namespace) -> None:
+        """What the metaclass records on a new class `cls` (see the subclasses)."""
 
     def __mul__(cls, length):
         if not isinstance(length, int):

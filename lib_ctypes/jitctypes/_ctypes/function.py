@@ -22,11 +22,10 @@ class PyCFuncPtrType(_CDataType):
 
     __module__ = "_ctypes"
 
-    def __new__(mcls, name, bases, namespace, **kwargs):
-        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+    def _jitctypes_set_up_(cls, name, bases, namespace) -> None:
         type.__setattr__(cls, "_jitctypes_has_pointer_", True)
         if not any(isinstance(base, PyCFuncPtrType) for base in bases):
-            return cls  # the abstract root, CFuncPtr itself
+            return  # the abstract root, CFuncPtr itself
         type.__setattr__(cls, "__ctype__", _rawffi.CType.pointer())
         pep3118.set_function(cls)
         flags = namespace.get("_flags_")
@@ -40,7 +39,6 @@ class PyCFuncPtrType(_CDataType):
         below_rust = cls.__mro__[: cls.__mro__.index(_rawffi.CFuncPtr)]
         if not any("__call__" in klass.__dict__ for klass in below_rust):
             _rawffi.enable_vectorcall(cls)
-        return cls
 
     def __setattr__(cls, name, value):
         super().__setattr__(name, value)

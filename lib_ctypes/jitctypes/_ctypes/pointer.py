@@ -15,13 +15,11 @@ class PyCPointerType(_CDataType):
 
     __module__ = "_ctypes"
 
-    def __new__(mcls, name, bases, namespace, **kwargs):
-        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+    def _jitctypes_set_up_(cls, name, bases, namespace) -> None:
         if not any(isinstance(base, PyCPointerType) for base in bases):
-            return cls  # the abstract root, _Pointer itself
+            return  # the abstract root, _Pointer itself
         # The target, if named here (stock's rule: only then can the class make instances).
         _rawffi.define_pointer(cls, namespace.get("_type_"))
-        return cls
 
     def set_type(cls, target) -> None:
         """Completes an incomplete pointer type (used by ``ctypes.SetPointerType``)."""

@@ -40,45 +40,53 @@ def _type_code(cls: type) -> str:
     return code
 
 
+def _enable_fast_init(cls) -> None:
+    """The C `__init__` for a simple type that has `_SimpleCData`'s layout (a class made
+    with no bases, as `PyCSimpleType.__new__(PyCSimpleType, name, (), ns)` makes, has not)
+    and no `__init__` of its own."""
+    if issubclass(cls, _rawffi._SimpleCData) and not overrides(
+        cls, _rawffi._SimpleCData, "__init__"
+    ):
+        _rawffi.enable_fast_init(cls)
+
+
 class PyCSimpleType(_CDataType):
     """Metaclass of ``c_int`` and the other simple types."""
 
     __module__ = "_ctypes"
 
-    def __new__(mcls, name, bases, namespace, **kwargs):
-        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
-        if not any(isinstance(base, PyCSimpleType) for base in bases):
-            return cls  # the abstract root, _SimpleCData itself
+    def _jitctypes_set_up_(cls, name, bases, namespace) -> None:
+        if bases and not any(isinstance(base, PyCSimpleType) for base in bases):
+            return  # the abstract root, _SimpleCData itself
         code = _type_code(cls)
         # `c_int(5)` reprs as `c_int(5)` and a function returning `c_int` gives an int; a
         # user subclass of `c_int` keeps its instances in both places.
-        cls._jitctypes_basic_ = "_jitctypes_basic_" not in namespace and bases[0] is _SimpleCData
+        basic = "_jitctypes_basic_" not in namespace and bases[:1] == (_SimpleCData,)
+        cls._jitctypes_basic_ = basic
         if "__ctype__" not in namespace:
             cls.__ctype__ = _rawffi.CType.scalar(code)
         cls._jitctypes_has_pointer_ = code in _POINTER_CODES
         pep3118.set_simple(cls, code, big_endian=False)
-        if not overrides(cls, _rawffi._SimpleCData, "__init__"):
-            _rawffi.enable_fast_init(cls)
+        _enable_fast_init(cls)
         if cls._jitctypes_basic_ and code in _SPECIAL_FROM_PARAM:
             cls.from_param = classmethod(_SPECIAL_FROM_PARAM[code])
-        if "_type_" in namespace and mcls is PyCSimpleType:
+        if "_type_" in namespace and type(cls) is PyCSimpleType:
             if code in _SWAPPABLE_CODES:
                 swapped_namespace = {
                     "_type_": code,
                     "__ctype__": _rawffi.CType.scalar(code, True),
                     "_jitctypes_basic_": True,
                 }
-                swapped = super().__new__(mcls, name, bases, swapped_namespace)
+                # Made as it is, not set up again by the metaclass.
+                swapped = type.__new__(PyCSimpleType, name, bases, swapped_namespace)
                 pep3118.set_simple(swapped, code, big_endian=True)
-                if not overrides(swapped, _rawffi._SimpleCData, "__init__"):
-                    _rawffi.enable_fast_init(swapped)
+                _enable_fast_init(swapped)
                 swapped.__ctype_le__ = cls
                 swapped.__ctype_be__ = swapped
                 cls.__ctype_le__ = cls
                 cls.__ctype_be__ = swapped
             elif code in _SINGLE_BYTE_CODES:
                 cls.__ctype_le__ = cls.__ctype_be__ = cls
-        return cls
 
 
 class _SimpleCData(_rawffi._SimpleCData, metaclass=PyCSimpleType):

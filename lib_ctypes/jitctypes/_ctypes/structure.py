@@ -30,17 +30,16 @@ class _AggregateType(_CDataType):
 
     _kind = "struct"
 
-    def __new__(mcls, name, bases, namespace, **kwargs):
-        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+    def _jitctypes_set_up_(cls, name, bases, namespace) -> None:
         if namespace.get("_jitctypes_abstract_root_"):
-            return cls  # Structure and Union themselves
+            return  # Structure and Union themselves
         root = _aggregate_root(cls)
         if root is not None and not overrides(cls, root, "__init__"):
             _rawffi.enable_fast_init(cls)  # Structure.__init__ in C
         if "_abstract_" in namespace:
             # Stock gives such a class no storage: instances are refused ("abstract class").
             type.__setattr__(cls, "__ctype__", None)
-            return cls
+            return
         for base in bases:
             if isinstance(base, _AggregateType) and not base.__dict__.get(
                 "_jitctypes_abstract_root_"
@@ -53,10 +52,9 @@ class _AggregateType(_CDataType):
             cls._fields_ = namespace["_fields_"]
         elif _aggregate_base(cls) is None:
             # Not laid out yet: an empty aggregate until `_fields_` is assigned.
-            type.__setattr__(cls, "__ctype__", _rawffi.layout(mcls._kind, []).ctype)
-            type.__setattr__(cls, "_jitctypes_has_union_", mcls._kind == "union")
+            type.__setattr__(cls, "__ctype__", _rawffi.layout(cls._kind, []).ctype)
+            type.__setattr__(cls, "_jitctypes_has_union_", cls._kind == "union")
             pep3118.set_incomplete(cls)
-        return cls
 
     def __setattr__(cls, name, value):
         if name == "_fields_" and not cls.__dict__.get("_jitctypes_ready_"):
