@@ -101,3 +101,63 @@ def test_a_file_that_dies_without_a_baseline_counts_as_one_failure():
     run = conformance.interpret_child_run("t", finished, 1, False, 300.0, baseline_tests=None)
     assert run.message == "exited with status 1 after all its tests had run"
     assert conformance.count([run]).failed == 1
+
+
+def test_known_differences_are_listed_with_their_reasons_and_accepted(tmp_path, capsys):
+    differences = [
+        "t.A.fails: passed -> failed",
+        "t.A.errs: passed -> error",
+        "t.A.skips: passed -> skipped (no reason)",
+        "t.A.other: passed -> failed",
+    ]
+    known = {
+        "t.A.fails": "a reason",
+        "t.A.errs": "another",
+        "t.A.skips": "only failures are accepted",
+        "t.A.gone": "no longer differs",
+    }
+    remaining, accepted = conformance.set_known_apart(differences, known)
+    assert accepted == {"t.A.fails", "t.A.errs"}
+    assert remaining == [
+        "t.A.skips: passed -> skipped (no reason)",
+        "t.A.other: passed -> failed",
+        "t.A.gone: listed as a known difference, but it no longer differs",
+        "t.A.skips: listed as a known difference, but it no longer differs",
+    ]
+    printed = capsys.readouterr().out
+    assert "t.A.fails: a reason" in printed and "t.A.errs: another" in printed
+
+    unreadable = tmp_path / "known.json"
+    unreadable.write_text('{"t.A.fails": ""}')
+    try:
+        conformance.load_known_differences(unreadable)
+    except conformance.UsageError as error:
+        assert "written reason" in str(error)
+    else:
+        raise AssertionError("a known difference without a reason was accepted")
+
+
+def test_a_run_whose_only_failure_is_known_succeeds(tmp_path):
+    if not STORED_BASELINE.is_file():
+        return
+    failing = "test_strings.StringArrayTestCase.test_c_buffer_value"
+    (tmp_path / "sitecustomize.py").write_text(
+        "import unittest\n"
+        "call_test_method = unittest.TestCase._callTestMethod\n"
+        "def sabotaged(self, method):\n"
+        f"    if self.id().endswith({failing!r}):\n"
+        "        raise AssertionError('made to fail')\n"
+        "    return call_test_method(self, method)\n"
+        "unittest.TestCase._callTestMethod = sabotaged\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
+    arguments = ["--implementation", "stock", "-k", SMALL_FILE, "--compare", str(STORED_BASELINE)]
+    status, output, (_, failed, _) = run_runner(*arguments, env=env)
+    assert status == 1 and failed == 1, output
+    known = tmp_path / "known.json"
+    assert f"{failing}: passed -> failed" in output, output
+    known.write_text(json.dumps({failing: "made to fail by this test"}))
+    status, output, (_, failed, _) = run_runner(*arguments, "--known", str(known), env=env)
+    assert status == 0 and failed == 1, output
+    assert "made to fail by this test" in output
