@@ -1026,11 +1026,13 @@ pub fn byref(obj: &Bound<'_, PyAny>, offset: isize) -> PyResult<CArgObject> {
     Ok(CArgObject::pointer_into(obj.clone().unbind(), address))
 }
 
-/// The direct forms of `byref(x)`, `addressof(x)` and `sizeof(x)` (fastfn.rs).
+/// The direct forms of `byref(x)`, `addressof(x)`, `sizeof(x)` and `pointer(x)`
+/// (fastfn.rs).
 pub fn install_direct_functions(module: &Bound<'_, PyModule>) -> PyResult<()> {
     crate::fastfn::install::<0>(module, c"byref", byref_direct)?;
     crate::fastfn::install::<1>(module, c"addressof", addressof_direct)?;
-    crate::fastfn::install::<2>(module, c"sizeof", sizeof_direct)
+    crate::fastfn::install::<2>(module, c"sizeof", sizeof_direct)?;
+    crate::fastfn::install::<3>(module, c"pointer", crate::pointer::pointer_direct)
 }
 
 /// `byref(instance)`.

@@ -1,5 +1,5 @@
 //! Module functions that CPython calls directly (METH_FASTCALL) for their common
-//! one-argument form: `byref(x)`, `addressof(x)`, `sizeof(x)`. pyo3's generated wrappers
+//! one-argument form: `byref(x)`, `addressof(x)`, `sizeof(x)`, `pointer(x)`. pyo3's generated wrappers
 //! cost as much as these functions' work (argument parsing, the entry trampoline's
 //! thread-local GIL count, a lazily initialised type lookup), so a C function takes the
 //! one-argument call of a ctypes instance or class directly and hands every other call
@@ -25,7 +25,7 @@ struct FastFunction {
 
 /// Slots for the fast functions; each has its own C entry (`enter::<SLOT>`), so that
 /// `__self__` stays the module, as for any module function (pickling names it so).
-const SLOTS: usize = 3;
+const SLOTS: usize = 4;
 static FUNCTIONS: [OnceLock<FastFunction>; SLOTS] = [const { OnceLock::new() }; SLOTS];
 
 /// The entry of fast function `SLOT` (METH_FASTCALL | METH_KEYWORDS).

@@ -133,6 +133,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(cdata::addressof, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::byref, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::sizeof, module)?)?;
+    module.add_function(wrap_pyfunction!(pointer::pointer, module)?)?;
     cdata::install_direct_functions(module)?;
     module.add_function(wrap_pyfunction!(cdata::alignment, module)?)?;
     module.add_function(wrap_pyfunction!(cdata::is_simple_type_code, module)?)?;
@@ -140,7 +141,6 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(classdef::define_fields, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::field_access, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::define_array, module)?)?;
-    module.add_function(wrap_pyfunction!(pointer::pointer, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::install_scalar_buffer_format, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::define_pointer, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::set_pointer_target, module)?)?;

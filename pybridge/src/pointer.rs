@@ -93,26 +93,29 @@ impl Pointer {
     }
 
     #[setter]
-    fn set_contents(slf: &Bound<'_, Pointer>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(crate) fn set_contents(slf: &Bound<'_, Pointer>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let target = Elements::of_class(&slf.get_type())?;
         // Stock checks the type only of non-ctypes values: any ctypes instance is accepted.
-        if !value.is_instance_of::<CData>() && !value.is_instance(&target.element_type)? {
-            return Err(PyTypeError::new_err(format!(
-                "expected {} instead of {}",
-                target.element_type.name()?,
-                value.get_type().name()?
-            )));
-        }
-        let address = value.downcast::<CData>()?.borrow().address();
+        let cdata = match crate::known_types::as_cdata(value) {
+            Some(cdata) => cdata,
+            None if value.is_instance(&target.element_type)? => value.downcast::<CData>()?,
+            None => {
+                return Err(PyTypeError::new_err(format!(
+                    "expected {} instead of {}",
+                    target.element_type.name()?,
+                    value.get_type().name()?
+                )))
+            }
+        };
+        let address = cdata.borrow().address();
         let own = slf.as_super().borrow().address();
         // SAFETY: a pointer object's memory holds one pointer.
         unsafe { write_uint(own as *mut u8, 8, address as u64, false) };
         // The pointer keeps its target alive, and what the target keeps.
         keep_ref(slf.as_super(), 1, vec![value.clone().unbind()])?;
         // What the target keeps, read from the object as stock reads `b_objects`.
-        let kept =
-            value.downcast::<CData>()?.borrow().objects.as_ref().map(|kept| kept.clone_ref(py));
+        let kept = cdata.borrow().objects.as_ref().map(|kept| kept.clone_ref(py));
         let kept = kept.filter(|kept| !kept.is_none(py)).into_iter().collect::<KeepAlive>();
         keep_ref(slf.as_super(), 0, kept)
     }
@@ -193,14 +196,17 @@ fn pointer_slice(slice: &Bound<'_, PySlice>) -> PyResult<Vec<isize>> {
     Ok(indices)
 }
 
+/// `POINTER`'s cache of pointer types and `POINTER` itself (`jitctypes._ctypes.pointer`).
+static POINTER_TYPES: pyo3::sync::GILOnceCell<(Py<PyDict>, PyObject)> =
+    pyo3::sync::GILOnceCell::new();
+
 /// `pointer(obj)`: a new `POINTER(type(obj))` pointing at `obj`. The pointer type comes
-/// from `POINTER`'s cache (`jitctypes._ctypes.pointer`), made there on a miss; in Rust
-/// because it is a per-value operation (stock's is C).
+/// from `POINTER`'s cache, made there on a miss; in Rust because it is a per-value
+/// operation (stock's is C). `pointer_direct` serves the calls whose type is cached.
 #[pyfunction]
 pub fn pointer<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = obj.py();
-    static MODULE: pyo3::sync::GILOnceCell<(Py<PyDict>, PyObject)> = pyo3::sync::GILOnceCell::new();
-    let (cache, make_type) = MODULE.get_or_try_init(py, || -> PyResult<_> {
+    let (cache, make_type) = POINTER_TYPES.get_or_try_init(py, || -> PyResult<_> {
         let module = py.import("jitctypes._ctypes.pointer")?;
         let cache = module.getattr("_pointer_type_cache")?.downcast_into::<PyDict>()?;
         Ok((cache.unbind(), module.getattr("POINTER")?.unbind()))
@@ -210,5 +216,45 @@ pub fn pointer<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         Some(found) if !found.is_none() => found,
         _ => make_type.bind(py).call1((target,))?,
     };
-    pointer_type.call1((obj,))
+    // SAFETY: a live class and a live argument.
+    let made = unsafe { instantiate(pointer_type.as_ptr(), obj.as_ptr()) };
+    // SAFETY: a new reference or null with an error set.
+    unsafe { Bound::from_owned_ptr_or_err(py, made) }
+}
+
+/// `pointer(obj)` for an `obj` whose pointer type is in the cache (fastfn.rs); None
+/// (no error set) for the rest.
+///
+/// # Safety
+/// The GIL is held; `obj` is a live object.
+pub unsafe fn pointer_direct(
+    py: Python<'_>,
+    obj: *mut pyo3::ffi::PyObject,
+) -> Option<*mut pyo3::ffi::PyObject> {
+    use pyo3::ffi;
+    let (cache, _) = POINTER_TYPES.get(py)?;
+    // SAFETY: the function's contract; the lookup borrows, and cannot raise: the key is a
+    // type (hashed by identity) and the cache's keys are types and ints.
+    unsafe {
+        let found = ffi::PyDict_GetItemWithError(cache.as_ptr(), ffi::Py_TYPE(obj).cast());
+        if found.is_null() || found == ffi::Py_None() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(instantiate(found, obj))
+    }
+}
+
+/// `cls(obj)` by vectorcall: the class's own `construct` (slots.rs) runs without an
+/// argument tuple.
+///
+/// # Safety
+/// The GIL is held; `cls` and `obj` are live objects.
+unsafe fn instantiate(
+    cls: *mut pyo3::ffi::PyObject,
+    obj: *mut pyo3::ffi::PyObject,
+) -> *mut pyo3::ffi::PyObject {
+    let args = [obj];
+    // SAFETY: the function's contract; a new reference or null with an error set.
+    unsafe { pyo3::ffi::PyObject_Vectorcall(cls, args.as_ptr(), 1, std::ptr::null_mut()) }
 }

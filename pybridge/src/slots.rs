@@ -55,6 +55,12 @@ trait Initialise: pyo3::PyClass {
     unsafe fn init_one_directly(_slf: *mut ffi::PyObject, _value: *mut ffi::PyObject) -> bool {
         false
     }
+
+    /// `init_with` for one positional argument, without its argument tuple; None: the
+    /// class has no such shortcut (`init_with` must run).
+    fn init_one(_slf: &Bound<'_, Self>, _value: &Bound<'_, PyAny>) -> Option<PyResult<()>> {
+        None
+    }
 }
 
 // Stock's simple and array initialisers ignore keyword arguments.
@@ -109,6 +115,11 @@ impl Initialise for crate::pointer::Pointer {
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         crate::pointer::Pointer::init_with(slf, args)
+    }
+
+    /// `POINTER(T)(obj)`.
+    fn init_one(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> Option<PyResult<()>> {
+        Some(crate::pointer::Pointer::set_contents(slf, value))
     }
 }
 
@@ -228,6 +239,26 @@ unsafe fn fast_init_body<T: Initialise>(
     };
     T::init_with(&slf, &args, kwargs.as_ref())?;
     Ok(0)
+}
+
+unsafe fn init_one_body<T: Initialise>(
+    py: Python<'_>,
+    slf: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+    _unused: *mut ffi::PyObject,
+) -> PyResult<c_int> {
+    // SAFETY: a new instance of a class derived from `T` (`construct`'s contract) and the
+    // one argument of the call.
+    let (slf, value) = unsafe {
+        (
+            Bound::from_borrowed_ptr(py, slf).downcast_into_unchecked::<T>(),
+            Bound::from_borrowed_ptr(py, value),
+        )
+    };
+    match T::init_one(&slf, &value) {
+        Some(outcome) => outcome.map(|()| 1),
+        None => Ok(0),
+    }
 }
 
 /// Points `tp_init` of `cls` (a simple or array type that defines no `__init__` of its
@@ -708,6 +739,24 @@ unsafe extern "C" fn construct<T: Initialise, const BASE: usize>(
         // Without arguments the zeroed memory is the value (every `tp_init` here agrees).
         if object.is_null() || nargs == 0 || (nargs == 1 && T::init_one_directly(object, *args)) {
             return object;
+        }
+        if nargs == 1 {
+            // pyo3's entry trampoline for three-pointer slots (GIL bookkeeping, errors,
+            // panics); 1: initialised, 0: `init_with` must run, -1: failed.
+            let status = pyo3::impl_::trampoline::setattrofunc(
+                object,
+                *args,
+                std::ptr::null_mut(),
+                init_one_body::<T>,
+            );
+            match status {
+                1 => return object,
+                0 => {}
+                _ => {
+                    ffi::Py_DECREF(object);
+                    return std::ptr::null_mut();
+                }
+            }
         }
         let tuple = tuple_of(args, nargs);
         let status =
