@@ -253,8 +253,9 @@ def run(arguments) -> dict:
     # The same declarations on separate function objects marked trivial (GIL kept).
     trivial = ctypes_namespace(jit_ctypes, built["library"])
     for name in ROW_FUNCTIONS:
-        if name != "call_n_times":  # it calls back into Python: it must release the GIL
-            jitctypes.set_trivial(trivial[name])
+        # call_n_times too: C calls back on the calling thread, which keeps the GIL, as a
+        # PyDLL function would (the callbacks then need no GIL hand-over).
+        jitctypes.set_trivial(trivial[name])
     namespaces["jitctypes (trivial)"] = ("ctypes", trivial)
     number = max(1, int(200_000 * arguments.scale))
     results: dict[str, dict[str, list[float]]] = {}

@@ -115,3 +115,31 @@ def test_eight_threads_call_and_call_back_concurrently(rawffi_test):
 def test_callbacks_cannot_be_variadic_or_take_void():
     with pytest.raises(TypeError):
         Callback(print, [CType.void()], i32)
+
+
+def test_a_trivial_function_calls_back_with_the_gil_it_kept(monkeypatch):
+    # A function marked trivial keeps the GIL; C calling back on the same thread must not
+    # wait for it (the callback finds it held) and must report exceptions as usual.
+    import jitctypes
+    import jitctypes.ctypes as ctypes
+
+    libc = ctypes.CDLL(None)
+    qsort = libc.qsort
+    qsort.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
+    qsort.restype = None
+    jitctypes.set_trivial(qsort)
+    compare_type = ctypes.CFUNCTYPE(
+        ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int)
+    )
+    ascending = compare_type(lambda a, b: a[0] - b[0])
+    for _ in range(20):  # past lazy compilation, so the compiled entry runs too
+        values = (ctypes.c_int * 6)(5, 3, 9, 1, 4, 2)
+        qsort(values, 6, ctypes.sizeof(ctypes.c_int), ctypes.cast(ascending, ctypes.c_void_p))
+        assert list(values) == [1, 2, 3, 4, 5, 9]
+
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    failing = compare_type(lambda a, b: 1 // 0)
+    values = (ctypes.c_int * 3)(3, 2, 1)
+    qsort(values, 3, ctypes.sizeof(ctypes.c_int), ctypes.cast(failing, ctypes.c_void_p))
+    assert reported and all(isinstance(r.exc_value, ZeroDivisionError) for r in reported)
