@@ -31,6 +31,7 @@ use crate::cdata::class_ctype;
 use crate::ctype::{Code, Shape};
 use crate::funcptr::{call_general, CFuncPtr, ResultSpec, FUNCFLAG_PYTHONAPI, FUNCFLAG_USE_ERRNO};
 use crate::function::{compile_after, compile_now, jit_enabled};
+use crate::known_types::Base;
 use crate::param::Slot;
 
 /// Most arguments the fast path takes (more go through the general path).
@@ -59,8 +60,9 @@ pub(crate) enum ArgKind {
     /// `POINTER(T)`: an instance of exactly `T` (by reference), `byref()` of one, an
     /// instance of exactly this pointer type, an array of exactly `T`, or None.
     PointerTo { target: Py<PyType>, pointer_type: Py<PyType> },
-    /// A structure, union or array type: an instance of exactly it (structures by value,
-    /// arrays as a pointer to their first element).
+    /// A structure, union, function pointer or array type: an instance of exactly it
+    /// (structures by value, function pointers as the code address they hold, arrays as a
+    /// pointer to their first element).
     Instance { cls: Py<PyType>, by_value: bool },
 }
 
@@ -233,11 +235,16 @@ fn arg_kind(argtype: &Bound<'_, PyAny>, converter: &Bound<'_, PyAny>) -> Result<
     }
     if function.is(&known.cdata) {
         return match ctype.shape {
+            // A function pointer's memory holds the code address it passes (stock's
+            // `PyCFuncPtr_paramfunc`): passed by value too, as a pointer.
             Shape::Aggregate => Ok(ArgKind::Instance { cls: cls.clone().unbind(), by_value: true }),
+            _ if crate::known_types::derives_from(cls) == Base::FunctionPointer => {
+                Ok(ArgKind::Instance { cls: cls.clone().unbind(), by_value: true })
+            }
             Shape::Array { .. } => {
                 Ok(ArgKind::Instance { cls: cls.clone().unbind(), by_value: false })
             }
-            _ => Err("a function pointer argument type".into()),
+            _ => Err("a ctypes argument type passed neither by value nor as an array".into()),
         };
     }
     Err("a user-defined from_param".into())

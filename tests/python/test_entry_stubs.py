@@ -97,6 +97,30 @@ def point_type(m):
     return POINT_TYPES[m]
 
 
+CALLBACK_TYPES = {}
+
+
+def callback_type(m):
+    """`int (*)(int)`, one class per module (guards take instances of exactly it)."""
+    if m not in CALLBACK_TYPES:
+        CALLBACK_TYPES[m] = m.CFUNCTYPE(m.c_int, m.c_int)
+    return CALLBACK_TYPES[m]
+
+
+def tripled(m):
+    """A callback of `callback_type(m)`, kept alive for the module's tests."""
+    key = (m, "tripled")
+    if key not in CALLBACK_TYPES:
+        CALLBACK_TYPES[key] = callback_type(m)(lambda value: 3 * value)
+    return CALLBACK_TYPES[key]
+
+
+def callback_subclass(m):
+    """A subclass of `callback_type(m)` (which must declare its own prototype)."""
+    prototype = {"_flags_": m._FUNCFLAG_CDECL, "_argtypes_": (m.c_int,), "_restype_": m.c_int}
+    return type("Sub", (callback_type(m),), prototype)
+
+
 def double_point(m):
     class Pt(m.Structure):
         _fields_ = [("x", m.c_double), ("y", m.c_double)]
@@ -411,6 +435,29 @@ GUARD_CASES = {
             ("_as_parameter_", "fallback", lambda m: ((AsParameter(b"asparam"),), {})),
         ],
     ),
+    "function pointer": (
+        lambda m, p: function(
+            m, p["rawffi_test"], "call_int_callback", m.c_int, [callback_type(m), m.c_int]
+        ),
+        ("callback", 2),
+        [
+            ("callback", "stub", lambda m: ((tripled(m), 5), {})),
+            ("None", "fallback", lambda m: ((None, 5), {})),
+            (
+                "callback of another prototype",
+                "fallback",
+                lambda m: ((m.CFUNCTYPE(m.c_long, m.c_int)(lambda value: value), 5), {}),
+            ),
+            (
+                "callback of a subclass",
+                "fallback",
+                lambda m: ((callback_subclass(m)(lambda value: -value), 5), {}),
+            ),
+            ("address", "fallback", lambda m: ((m.cast(tripled(m), m.c_void_p).value, 5), {})),
+            ("c_void_p", "fallback", lambda m: ((m.cast(tripled(m), m.c_void_p), 5), {})),
+            ("plain function", "fallback", lambda m: ((lambda value: value, 5), {})),
+        ],
+    ),
     "pointer to int": (
         lambda m, p: function(
             m, p["ctypes_test"], "_testfunc_deref_pointer", m.c_int, [m.POINTER(m.c_int)]
@@ -543,6 +590,7 @@ def priming_arguments(m, name):
         "point": lambda: point_type(m)(1, 2),
         "array": lambda: (m.c_int * 2)(1, 2),
         "point byref": lambda: m.byref(point_type(m)()),
+        "callback": lambda: tripled(m),
     }
     return tuple(made[value]() if value in made else value for value in primer)
 
