@@ -56,6 +56,9 @@ trait Initialise: pyo3::PyClass {
         false
     }
 
+    /// Whether `init_one` has a shortcut (else `construct` does not try it).
+    const HAS_INIT_ONE: bool = false;
+
     /// `init_with` for one positional argument, without its argument tuple; None: the
     /// class has no such shortcut (`init_with` must run).
     fn init_one(_slf: &Bound<'_, Self>, _value: &Bound<'_, PyAny>) -> Option<PyResult<()>> {
@@ -116,6 +119,8 @@ impl Initialise for crate::pointer::Pointer {
     ) -> PyResult<()> {
         crate::pointer::Pointer::init_with(slf, args)
     }
+
+    const HAS_INIT_ONE: bool = true;
 
     /// `POINTER(T)(obj)`.
     fn init_one(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> Option<PyResult<()>> {
@@ -740,7 +745,7 @@ unsafe extern "C" fn construct<T: Initialise, const BASE: usize>(
         if object.is_null() || nargs == 0 || (nargs == 1 && T::init_one_directly(object, *args)) {
             return object;
         }
-        if nargs == 1 {
+        if nargs == 1 && T::HAS_INIT_ONE {
             // pyo3's entry trampoline for three-pointer slots (GIL bookkeeping, errors,
             // panics); 1: initialised, 0: `init_with` must run, -1: failed.
             let status = pyo3::impl_::trampoline::setattrofunc(
