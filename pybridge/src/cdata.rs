@@ -97,7 +97,7 @@ static CTYPE_CACHE: ClassCache = ClassCache::new();
 
 /// A direct-mapped cache from (class, version tag) to a borrowed object. Used with the GIL
 /// held; atomics only because statics must be `Sync` (relaxed loads are plain loads).
-struct ClassCache {
+pub struct ClassCache {
     entries: [ClassCacheEntry; 64],
 }
 
@@ -108,7 +108,7 @@ struct ClassCacheEntry {
 }
 
 impl ClassCache {
-    const fn new() -> ClassCache {
+    pub const fn new() -> ClassCache {
         ClassCache {
             entries: [const {
                 ClassCacheEntry {
@@ -146,6 +146,28 @@ impl ClassCache {
         let value = entry.value.load(Ordering::Relaxed) as *mut pyo3::ffi::PyObject;
         // SAFETY: the `CType` the class's unchanged dicts hold (see `CTYPE_CACHE`).
         Some(unsafe { Bound::from_borrowed_ptr(cls.py(), value).downcast_into_unchecked() })
+    }
+
+    /// True if `cls` was `note`d and has not changed since.
+    pub fn holds(&self, cls: &Bound<'_, PyType>) -> bool {
+        let Some(version) = Self::version(cls) else { return false };
+        let entry = self.entry(cls);
+        entry.class.load(Ordering::Relaxed) == cls.as_ptr() as usize
+            && entry.version.load(Ordering::Relaxed) == version
+    }
+
+    /// Remembers `cls` as it is now (for `holds`; the value is not used). A class whose
+    /// version tag was just invalidated (by an assignment to it) gets a new one first.
+    pub fn note(&self, cls: &Bound<'_, PyType>) {
+        if Self::version(cls).is_none() {
+            // SAFETY: a live type and a str name; the lookup assigns a version tag.
+            unsafe { _PyType_Lookup(cls.as_type_ptr(), intern!(cls.py(), "__ctype__").as_ptr()) };
+        }
+        let Some(version) = Self::version(cls) else { return };
+        let entry = self.entry(cls);
+        entry.class.store(cls.as_ptr() as usize, Ordering::Relaxed);
+        entry.version.store(version, Ordering::Relaxed);
+        entry.value.store(0, Ordering::Relaxed);
     }
 
     fn put(&self, cls: &Bound<'_, PyType>, value: &Bound<'_, CType>) {

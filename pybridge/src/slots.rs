@@ -163,7 +163,7 @@ pub fn init_fields(
 ) -> PyResult<()> {
     let py = obj.py();
     let cls = obj.get_type();
-    mark_final(&cls)?;
+    // (Its class was marked final when `obj` was made: `CData::class_traits`.)
     let names = match crate::cdata::class_attr(&cls, intern!(py, "_jitctypes_field_names_")) {
         Some(names) => names.downcast_into::<PyTuple>()?,
         None => PyTuple::empty(py),
@@ -190,12 +190,18 @@ pub fn init_fields(
 /// Records on `cls` that it has instances (`_fields_` is final from then on), bypassing
 /// the metaclass's `__setattr__` as `type.__setattr__` does.
 pub(crate) fn mark_final(cls: &Bound<'_, PyType>) -> PyResult<()> {
-    if is_final(cls) {
+    // Every instance made asks: the classes known final since their last change answer
+    // without a dict lookup.
+    static FINAL_CLASSES: crate::cdata::ClassCache = crate::cdata::ClassCache::new();
+    if FINAL_CLASSES.holds(cls) {
         return Ok(());
     }
-    let py = cls.py();
-    let name = intern!(py, "_jitctypes_final_");
-    py.get_type::<PyType>().call_method1(intern!(py, "__setattr__"), (cls, name, true))?;
+    if !is_final(cls) {
+        let py = cls.py();
+        let name = intern!(py, "_jitctypes_final_");
+        py.get_type::<PyType>().call_method1(intern!(py, "__setattr__"), (cls, name, true))?;
+    }
+    FINAL_CLASSES.note(cls);
     Ok(())
 }
 
