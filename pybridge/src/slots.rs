@@ -277,6 +277,11 @@ unsafe fn init_one_body<T: Initialise>(
 #[pyfunction]
 pub fn enable_fast_init(cls: &Bound<'_, PyType>) -> PyResult<()> {
     use crate::pointer::Pointer;
+    if !crate::known_types::is_cdata_class(cls) {
+        // Its instances are not laid out as ctypes instances: a C initialiser would
+        // write past them.
+        return Err(PyTypeError::new_err("not a ctypes type"));
+    }
     let (init, construct): (ffi::initproc, ffi::vectorcallfunc) = match derives_from(cls) {
         Base::Simple => (fast_init::<SimpleCData>, construct::<SimpleCData, 0>),
         Base::Array => (fast_init::<Array>, construct::<Array, 1>),

@@ -256,3 +256,20 @@ def test_the_base_classes_are_immutable_as_stock_s_c_types():
         return [outcome(lambda cls=cls: setattr(cls, "attribute", 1)) for cls in classes]
 
     assert [kind for kind, _ in scenario(ours)] == [kind for kind, _ in scenario(stock)]
+
+
+def test_the_c_initialiser_is_refused_to_classes_that_are_not_ctypes_types():
+    # A C tp_init installed on a plain class would write a ctypes instance's fields
+    # into an object that has none.
+    from jitctypes import _rawffi
+
+    class Plain:
+        pass
+
+    try:
+        _rawffi.enable_fast_init(Plain)
+    except TypeError as error:
+        assert "not a ctypes type" in str(error)
+    else:
+        raise AssertionError("a plain class got the C initialiser")
+    assert Plain().__class__ is Plain
