@@ -872,6 +872,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         parser.error("-j must be at least 1")
     if arguments.timeout <= 0:
         parser.error("--timeout must be positive")
+    if arguments.known is not None and arguments.compare is None:
+        parser.error("--known accepts differences from --compare: give both")
     return arguments
 
 
@@ -921,7 +923,8 @@ def main(argv: list[str] | None = None) -> int:
     accepted: set[str] = set()
     if arguments.compare is not None:
         differences = compare_with_baseline(runs, settings.baseline_tests, arguments.verbose)
-        differences, accepted = set_known_apart(differences, known)
+        ran = {run.file for run in runs}
+        differences, accepted = set_known_apart(differences, known, ran)
         print(f"\n{len(differences)} differences from {arguments.compare}:")
         for line in differences:
             print(f"  {line}")
@@ -951,9 +954,13 @@ def load_known_differences(path: Path) -> dict[str, str]:
     return known
 
 
-def set_known_apart(differences: list[str], known: dict[str, str]) -> tuple[list[str], set[str]]:
+def set_known_apart(
+    differences: list[str], known: dict[str, str], ran: set[str]
+) -> tuple[list[str], set[str]]:
     """Prints the differences `known` accepts, with their reasons; returns the others (plus
-    one line per accepted difference that did not happen) and the accepted failing tests."""
+    one line per accepted difference of the files that `ran` that did not happen) and the
+    accepted failing tests."""
+    known = {test_id: reason for test_id, reason in known.items() if test_id.split(".")[0] in ran}
     remaining, accepted = [], set()
     for line in differences:
         test_id, _, change = line.partition(": ")

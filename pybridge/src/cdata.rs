@@ -1160,8 +1160,9 @@ pub struct BufferFormat {
 impl BufferFormat {
     #[new]
     pub fn new(format: &str, shape: Vec<isize>, itemsize: usize) -> PyResult<BufferFormat> {
-        let format = std::ffi::CString::new(format)
-            .map_err(|_| pyo3::exceptions::PyValueError::new_err("NUL in buffer format"))?;
+        // A NUL (from a field name) ends the format, as it ends stock's C string.
+        let format = format.split('\0').next().unwrap_or_default();
+        let format = std::ffi::CString::new(format).expect("no NUL left");
         Ok(BufferFormat { format, shape, itemsize })
     }
 

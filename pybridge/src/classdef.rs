@@ -16,7 +16,7 @@ use rawffi::layout::LayoutKind;
 use crate::cdata::{class_ctype, class_getattr_opt, BufferFormat};
 use crate::ctype::CType;
 use crate::field::{CField, ElementInfo};
-use crate::known_types::{as_ctype, is_cdata_class};
+use crate::known_types::{as_ctype, derives_from, is_cdata_class, Base};
 use crate::layout::{lay_out, layout_kind, PyLayout};
 
 /// What the structure metaclass does when `_fields_` is set (`cls._fields_ = fields`, also
@@ -121,8 +121,6 @@ struct FieldDecl<'py> {
 
 impl<'py> FieldDecl<'py> {
     fn of(cls: &Bound<'py, PyType>, item: &Bound<'py, PyAny>, index: usize) -> PyResult<Self> {
-        let not_pairs =
-            || PyTypeError::new_err("'_fields_' must be a sequence of (name, C type) pairs");
         let item = item.downcast::<PyTuple>().map_err(|_| not_pairs())?;
         if !(2..=3).contains(&item.len()) {
             return Err(not_pairs());
@@ -131,9 +129,8 @@ impl<'py> FieldDecl<'py> {
         // Stock parses the item as (str, object[, C int]) before looking at the type.
         let bits = match item.len() {
             3 => {
-                let bits = item.get_item(2)?;
-                let bits = bits.downcast::<PyInt>().map_err(|_| not_pairs())?;
-                Some(bits.extract::<i32>().map_err(|_| not_pairs())?)
+                // A C int, from an int or any object with `__index__` (stock's "i").
+                Some(item.get_item(2)?.extract::<i32>().map_err(|_| not_pairs())?)
             }
             _ => None,
         };
@@ -171,14 +168,19 @@ fn sequence_of_fields<'py>(fields: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py
         }
         return Err(error);
     }
-    (0..length as usize).map(|index| fields.get_item(index)).collect()
+    // Stock reads each item with `PySequence_GetItem`: any failure is its "pairs" error.
+    (0..length as usize).map(|index| fields.get_item(index).map_err(|_| not_pairs())).collect()
 }
 
-/// `_pack_` (None when absent or 0): an int (bools too) from 0 to `INT_MAX`, else stock's
-/// `ValueError`.
+fn not_pairs() -> PyErr {
+    PyTypeError::new_err("'_fields_' must be a sequence of (name, C type) pairs")
+}
+
+/// `_pack_` (None when absent or 0): a C int from 0 to `INT_MAX`, else stock's `ValueError`.
 fn pack_of(cls: &Bound<'_, PyType>) -> PyResult<Option<usize>> {
     let Some(pack) = class_getattr_opt(cls, intern!(cls.py(), "_pack_"))? else { return Ok(None) };
-    let pack = pack.downcast::<PyInt>().ok().and_then(|pack| pack.extract::<i32>().ok());
+    // A C int, from an int or any object with `__index__` (stock's `_PyLong_AsInt`).
+    let pack = pack.extract::<i32>().ok();
     match pack {
         Some(pack) if pack >= 0 => Ok(Some(pack as usize).filter(|&pack| pack != 0)),
         _ => Err(PyValueError::new_err("_pack_ must be a non-negative integer")),
@@ -211,36 +213,43 @@ fn checked_bits(
 }
 
 /// How the field's descriptor presents it (see field.rs): plain values for basic simple
-/// types, bytes/str for arrays of `c_char`/`c_wchar`, otherwise views of the memory.
-#[pyfunction]
-pub fn field_access(field_type: &Bound<'_, PyType>) -> PyResult<&'static str> {
+/// types; bytes/str for arrays of `c_char`/`c_wchar` or of their subclasses (stock tells
+/// them by the element's getfunc, which subclasses share); otherwise views of the memory.
+fn field_access(field_type: &Bound<'_, PyType>) -> PyResult<&'static str> {
     let py = field_type.py();
-    let basic = intern!(py, "_jitctypes_basic_");
-    let is_basic = |cls: &Bound<'_, PyAny>| -> PyResult<bool> {
-        let flag = match cls.downcast::<PyType>() {
-            Ok(cls) => class_getattr_opt(cls, basic)?,
-            Err(_) => cls.getattr_opt(basic)?,
-        };
-        flag.map_or(Ok(false), |flag| flag.is_truthy())
-    };
-    if is_basic(field_type.as_any())? {
+    if is_basic(field_type)? {
         return Ok("value");
     }
-    let element = class_getattr_opt(field_type, intern!(py, "_type_"))?;
-    let is_array = class_getattr_opt(field_type, intern!(py, "_length_"))?.is_some();
-    if let Some(element) = element.filter(|_| is_array) {
-        if is_basic(&element)? {
-            let code = element.getattr(intern!(py, "_type_"))?;
-            if let Ok(code) = code.downcast::<PyString>() {
-                match code.to_str()? {
-                    "c" => return Ok("chars"),
-                    "u" => return Ok("wchars"),
+    if derives_from(field_type) == Base::Array {
+        if let Some(element) = class_getattr_opt(field_type, intern!(py, "_type_"))? {
+            if let Ok(element) = element.downcast::<PyType>() {
+                match simple_code(element)?.as_deref() {
+                    Some("c") => return Ok("chars"),
+                    Some("u") => return Ok("wchars"),
                     _ => {}
                 }
             }
         }
     }
     Ok("view")
+}
+
+/// True for the basic simple types (`c_int`, not a subclass of it): their values read as
+/// plain Python values.
+fn is_basic(cls: &Bound<'_, PyType>) -> PyResult<bool> {
+    let flag = class_getattr_opt(cls, intern!(cls.py(), "_jitctypes_basic_"))?;
+    flag.map_or(Ok(false), |flag| flag.is_truthy())
+}
+
+/// The type code of a simple type (a subclass of one included), None for other classes.
+fn simple_code(cls: &Bound<'_, PyType>) -> PyResult<Option<String>> {
+    if derives_from(cls) != Base::Simple {
+        return Ok(None);
+    }
+    match class_getattr_opt(cls, intern!(cls.py(), "_type_"))? {
+        Some(code) => Ok(code.downcast::<PyString>().ok().map(|code| code.to_string())),
+        None => Ok(None),
+    }
 }
 
 /// The PEP 3118 format of a structure (`T{<i:a:<d:b:}`), None where stock exports plain
@@ -268,7 +277,8 @@ fn aggregate_format(
         }
         format.push_str(&member_format(&field.field_type)?);
         format.push(':');
-        format.push_str(field.name.to_str()?);
+        // The name as a C string: up to a NUL in it.
+        format.push_str(field.name.to_str()?.split('\0').next().unwrap_or_default());
         format.push(':');
         end = offset + field.ctype.get().size;
     }
@@ -352,10 +362,11 @@ fn set_type_attr(
 /// What the array metaclass does for `element * length` and every `Array` subclass:
 /// checks `_length_` and `_type_` with stock's messages, records the array's `CType`,
 /// buffer format and `ElementInfo`, and installs the C `__init__` and item slots unless
-/// the class defines its own. Returns how elements read (`"chars"`/`"wchars"` arrays get
-/// `value`/`raw` properties from the metaclass).
+/// the class defines its own. Returns the element's type code if it is a character,
+/// `"c"` or `"u"` (also for subclasses of `c_char`/`c_wchar`, as stock tells them by their
+/// shared getfunc): such arrays get `value` (and `raw`) from the metaclass.
 #[pyfunction]
-pub fn define_array(cls: &Bound<'_, PyType>) -> PyResult<&'static str> {
+pub fn define_array(cls: &Bound<'_, PyType>) -> PyResult<Option<&'static str>> {
     let py = cls.py();
     let length = array_length(cls)?;
     let element = match cls.getattr(intern!(py, "_type_")) {
@@ -366,6 +377,10 @@ pub fn define_array(cls: &Bound<'_, PyType>) -> PyResult<&'static str> {
         Err(error) => return Err(error),
     };
     let (element, element_ctype) = storage_of(&element)?;
+    let element_size = element_ctype.get().size;
+    if element_size != 0 && length > isize::MAX as usize / element_size {
+        return Err(PyOverflowError::new_err("array too large"));
+    }
     let ctype = CType::array(element_ctype.clone(), length)?;
     set_type_attr(cls, intern!(py, "__ctype__"), Bound::new(py, ctype)?.as_any())?;
     let mut shape = vec![length as isize];
@@ -394,7 +409,11 @@ pub fn define_array(cls: &Bound<'_, PyType>) -> PyResult<&'static str> {
         let found = class_flag(&element, flag)?;
         set_type_attr(cls, flag, PyBool::new(py, found).as_any())?;
     }
-    Ok(access)
+    Ok(match simple_code(&element)?.as_deref() {
+        Some("c") => Some("c"),
+        Some("u") => Some("u"),
+        _ => None,
+    })
 }
 
 /// `_length_` of an array class, checked as stock does.
@@ -410,13 +429,16 @@ fn array_length(cls: &Bound<'_, PyType>) -> PyResult<usize> {
     if !length.is_instance_of::<PyInt>() {
         return Err(PyTypeError::new_err("The '_length_' attribute must be an integer"));
     }
-    if length.lt(0)? {
-        return Err(PyValueError::new_err("The '_length_' attribute must not be negative"));
+    // The sign first, then the size, as stock checks them; read from the int itself, never
+    // through an int subclass's own comparison.
+    let mut overflow = 0;
+    // SAFETY: a live int (checked above); no error is set for an int.
+    let value = unsafe { pyo3::ffi::PyLong_AsLongLongAndOverflow(length.as_ptr(), &mut overflow) };
+    match (overflow, value) {
+        (0, value) if value >= 0 => Ok(value as usize),
+        (1, _) => Err(PyOverflowError::new_err("The '_length_' attribute is too large")),
+        _ => Err(PyValueError::new_err("The '_length_' attribute must not be negative")),
     }
-    length
-        .extract::<i64>()
-        .map(|length| length as usize)
-        .map_err(|_| PyOverflowError::new_err("The '_length_' attribute is too large"))
 }
 
 /// What the pointer metaclass does for `POINTER(T)` and every `_Pointer` subclass: the
@@ -509,27 +531,18 @@ fn overrides(
     Ok(false)
 }
 
-/// How an array element or pointer target reads: like a field of its type, except that
-/// `c_char`/`c_wchar` elements make slices bytes/str ("chars"/"wchars").
+/// How an array element or pointer target reads: basic simple types as plain values
+/// (`c_char`/`c_wchar` elements as bytes/str, also in slices: "chars"/"wchars"), every
+/// other type as views, arrays of chars included (stock converts those only in fields).
 fn element_access(element: &Bound<'_, PyType>) -> PyResult<&'static str> {
-    let py = element.py();
-    let namespace = element.getattr(intern!(py, "__dict__"))?;
-    let basic = namespace
-        .get_item(intern!(py, "_jitctypes_basic_"))
-        .ok()
-        .filter(|basic| basic.is_truthy().unwrap_or(false));
-    if basic.is_some() {
-        if let Ok(code) = namespace.get_item(intern!(py, "_type_")) {
-            if let Ok(code) = code.downcast::<PyString>() {
-                match code.to_str()? {
-                    "c" => return Ok("chars"),
-                    "u" => return Ok("wchars"),
-                    _ => {}
-                }
-            }
-        }
+    if !is_basic(element)? {
+        return Ok("view");
     }
-    field_access(element)
+    Ok(match simple_code(element)?.as_deref() {
+        Some("c") => "chars",
+        Some("u") => "wchars",
+        _ => "value",
+    })
 }
 
 /// A `_jitctypes_has_*_` flag of a class (False when absent).

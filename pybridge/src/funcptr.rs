@@ -450,14 +450,16 @@ pub fn function_from_library<'py>(
     paramflags: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, CFuncPtr>> {
     let py = cls.py();
-    if spec.len() < 2 {
+    // Exactly `(name, library)`: stock parses the pair with "O&O".
+    if spec.len() != 2 {
         return Err(PyTypeError::new_err("illegal func_spec argument"));
     }
     let (name, library) = (spec.get_item(0)?, spec.get_item(1)?);
-    let name = if name.is_instance_of::<pyo3::types::PyBytes>() {
-        name.call_method0(intern!(py, "decode"))?.extract::<String>()?
+    // The name's bytes as C gets them: a str's UTF-8, a bytes object's own.
+    let name: Vec<u8> = if let Ok(name) = name.downcast::<pyo3::types::PyBytes>() {
+        name.as_bytes().to_vec()
     } else if let Ok(name) = name.downcast::<pyo3::types::PyString>() {
-        name.to_str()?.to_owned()
+        name.to_str()?.as_bytes().to_vec()
     } else {
         return Err(PyTypeError::new_err("function name must be string, bytes object or integer"));
     };
@@ -467,7 +469,15 @@ pub fn function_from_library<'py>(
             "the _handle attribute of the second argument must be an integer",
         ));
     }
-    let address = crate::library::symbol_of_handle(handle.extract()?, &name)
+    // As `PyLong_AsVoidPtr` reads it: negative handles (`RTLD_NEXT` is -1) too.
+    let handle = handle
+        .extract::<i64>()
+        .map(|handle| handle as usize)
+        .or_else(|_| handle.extract::<u64>().map(|handle| handle as usize))
+        .map_err(|_| {
+            PyValueError::new_err("could not convert the _handle attribute to a pointer")
+        })?;
+    let address = crate::library::symbol_of_handle(handle, &name)
         .map_err(pyo3::exceptions::PyAttributeError::new_err)?;
     let paramflags = paramflags.filter(|flags| !flags.is_none());
     if let Some(paramflags) = &paramflags {

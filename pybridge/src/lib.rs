@@ -139,7 +139,6 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(cdata::is_simple_type_code, module)?)?;
     module.add_function(wrap_pyfunction!(layout::layout, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::define_fields, module)?)?;
-    module.add_function(wrap_pyfunction!(classdef::field_access, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::define_array, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::install_scalar_buffer_format, module)?)?;
     module.add_function(wrap_pyfunction!(classdef::define_pointer, module)?)?;

@@ -62,14 +62,15 @@ pub fn dlopen(path: Option<OsString>, mode: i32) -> PyResult<usize> {
 /// ctypes' `dlsym(handle, name)`: an address; `OSError` when missing, as ctypes raises.
 #[pyfunction]
 pub fn dlsym(handle: usize, name: &str) -> PyResult<usize> {
-    symbol_of_handle(handle, name).map_err(PyOSError::new_err)
+    symbol_of_handle(handle, name.as_bytes()).map_err(PyOSError::new_err)
 }
 
-/// The address of `name` in the library `handle` (from `dlopen`), or the loader's message.
-pub fn symbol_of_handle(handle: usize, name: &str) -> Result<usize, String> {
+/// The address of `name` (up to its first NUL, as C reads it) in the library `handle`
+/// (from `dlopen`), or the loader's message.
+pub fn symbol_of_handle(handle: usize, name: &[u8]) -> Result<usize, String> {
     // SAFETY: the handle came from `dlopen` (ctypes' contract for raw handles).
     let library = unsafe { RawLibrary::from_handle(handle as *mut c_void) };
-    Ok(library.symbol(name)? as usize)
+    Ok(library.symbol_bytes(name)? as usize)
 }
 
 /// ctypes' `dlclose(handle)`.

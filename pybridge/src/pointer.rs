@@ -112,12 +112,12 @@ impl Pointer {
         let own = slf.as_super().borrow().address();
         // SAFETY: a pointer object's memory holds one pointer.
         unsafe { write_uint(own as *mut u8, 8, address as u64, false) };
-        // The pointer keeps its target alive, and what the target keeps.
+        // The pointer keeps its target alive, and what the target keeps: the kept objects
+        // of the target's root, a dict made then for aggregates, arrays and pointers
+        // (stock's `GetKeepedObjects`).
+        let kept = CData::container_objects(cdata)?.filter(|kept| !kept.is_none(py));
         keep_ref(slf.as_super(), 1, vec![value.clone().unbind()])?;
-        // What the target keeps, read from the object as stock reads `b_objects`.
-        let kept = cdata.borrow().objects.as_ref().map(|kept| kept.clone_ref(py));
-        let kept = kept.filter(|kept| !kept.is_none(py)).into_iter().collect::<KeepAlive>();
-        keep_ref(slf.as_super(), 0, kept)
+        keep_ref(slf.as_super(), 0, kept.into_iter().collect::<KeepAlive>())
     }
 
     fn __bool__(slf: &Bound<'_, Pointer>) -> bool {
@@ -204,7 +204,22 @@ static POINTER_TYPES: pyo3::sync::GILOnceCell<(Py<PyDict>, PyObject)> =
 /// from `POINTER`'s cache, made there on a miss; in Rust because it is a per-value
 /// operation (stock's is C). `pointer_direct` serves the calls whose type is cached.
 #[pyfunction]
-pub fn pointer<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+#[pyo3(signature = (*args, **keywords))]
+pub fn pointer<'py>(
+    args: &Bound<'py, PyTuple>,
+    keywords: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    // A METH_O function in stock ctypes, with its messages.
+    if keywords.is_some_and(|keywords| !keywords.is_empty()) {
+        return Err(PyTypeError::new_err("_ctypes.pointer() takes no keyword arguments"));
+    }
+    if args.len() != 1 {
+        let given = args.len();
+        return Err(PyTypeError::new_err(format!(
+            "_ctypes.pointer() takes exactly one argument ({given} given)"
+        )));
+    }
+    let obj = &args.get_item(0)?;
     let py = obj.py();
     let (cache, make_type) = POINTER_TYPES.get_or_try_init(py, || -> PyResult<_> {
         let module = py.import("jitctypes._ctypes.pointer")?;
@@ -213,8 +228,8 @@ pub fn pointer<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     })?;
     let target = obj.get_type();
     let pointer_type = match cache.bind(py).get_item(&target)? {
-        Some(found) if !found.is_none() => found,
-        _ => make_type.bind(py).call1((target,))?,
+        Some(found) => found,
+        None => make_type.bind(py).call1((target,))?,
     };
     // SAFETY: a live class and a live argument.
     let made = unsafe { instantiate(pointer_type.as_ptr(), obj.as_ptr()) };
@@ -237,7 +252,7 @@ pub unsafe fn pointer_direct(
     // type (hashed by identity) and the cache's keys are types and ints.
     unsafe {
         let found = ffi::PyDict_GetItemWithError(cache.as_ptr(), ffi::Py_TYPE(obj).cast());
-        if found.is_null() || found == ffi::Py_None() {
+        if found.is_null() {
             ffi::PyErr_Clear();
             return None;
         }

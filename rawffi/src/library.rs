@@ -47,14 +47,24 @@ impl Library {
     /// The address of `name`. A symbol whose address is NULL is an error too: ctypes
     /// cannot call or read it.
     pub fn symbol(&self, name: &str) -> Result<*mut c_void, String> {
+        self.symbol_bytes(name.as_bytes())
+    }
+
+    /// `symbol` for a name given as bytes, which need not be UTF-8; as C reads it, the
+    /// name ends at its first NUL.
+    pub fn symbol_bytes(&self, name: &[u8]) -> Result<*mut c_void, String> {
+        let name = name.split(|&byte| byte == 0).next().unwrap_or_default();
         // SAFETY: the handle is live (constructor contract); the symbol is only read as an
         // address, never called here.
         let library = unsafe { UnixLibrary::from_raw(self.handle) };
         // SAFETY: as above; `*mut c_void` is the type of any symbol's address.
-        let found = unsafe { library.get::<*mut c_void>(name.as_bytes()) };
+        let found = unsafe { library.get::<*mut c_void>(name) };
         let outcome = match found {
             Ok(symbol) => match symbol.into_raw() {
-                address if address.is_null() => Err(format!("symbol {name} has address NULL")),
+                address if address.is_null() => {
+                    let name = String::from_utf8_lossy(name);
+                    Err(format!("symbol {name} has address NULL"))
+                }
                 address => Ok(address),
             },
             Err(error) => Err(loader_message(error)),

@@ -58,6 +58,11 @@ SCENARIOS = {
     "pointer of a class": lambda m: m.pointer(simple(m, "i")),
     "pointer of an array": lambda m: list(m.pointer((simple(m, "i") * 3)(1, 2, 3)).contents),
     "pointer of a pointer": lambda m: m.pointer(m.pointer(simple(m, "i")(4)))[0][0],
+    "an array's pointer keeps what the array keeps": lambda m: sorted(
+        m.pointer((simple(m, "i") * 3)())._objects
+    ),
+    "pointer() with no argument": lambda m: m.pointer(),
+    "pointer() with a keyword": lambda m: m.pointer(obj=simple(m, "i")()),
 }
 
 

@@ -211,3 +211,137 @@ def test_forced_alignment_as_stocks():
 
     stock_outcome, our_outcome = both(define, stock, ours)
     assert our_outcome == stock_outcome
+
+
+class Index:
+    """An object that is an int only through `__index__`."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __index__(self):
+        return self.value
+
+
+MORE_DEFINITIONS = {
+    # A metaclass may change the namespace: the class's own dict is what counts.
+    "fields injected by a metaclass": lambda m: _injected_fields(m),
+    "bits through __index__": lambda m: (
+        type(
+            "S", (m.Structure,), {"_fields_": [("a", m.c_int, Index(3)), ("b", m.c_int, 5)]}
+        ).a.size
+    ),
+    "_pack_ through __index__": lambda m: (lambda S: (m.sizeof(S), S.b.offset))(
+        type(
+            "S",
+            (m.Structure,),
+            {"_pack_": Index(1), "_fields_": [("a", m.c_char), ("b", m.c_double)]},
+        )
+    ),
+    "a set as _fields_": lambda m: type("S", (m.Structure,), {"_fields_": {("a", m.c_int)}}),
+    "a NUL in a field name": lambda m: (
+        memoryview(type("S", (m.Structure,), {"_fields_": [("a\0b", m.c_int)]})()).format
+    ),
+    "a pointer type with _type_ None": lambda m: type("P", (m._Pointer,), {"_type_": None}),
+    "an array class of 2**61 ints": lambda m: type(
+        "A", (m.Array,), {"_type_": m.c_int, "_length_": 2**61}
+    ),
+    "an array class of -2**64 ints": lambda m: type(
+        "A", (m.Array,), {"_type_": m.c_int, "_length_": -(2**64)}
+    ),
+    "an array class of 2**64 ints": lambda m: type(
+        "A", (m.Array,), {"_type_": m.c_int, "_length_": 2**64}
+    ),
+}
+
+
+def _injected_fields(module):
+    class Injecting(type(module.Structure)):
+        def __new__(mcls, name, bases, namespace):
+            namespace = dict(namespace)
+            namespace["_fields_"] = [("a", module.c_int), ("b", module.c_double)]
+            return super().__new__(mcls, name, bases, namespace)
+
+    class S(module.Structure, metaclass=Injecting):
+        pass
+
+    return module.sizeof(S), S(1, 2.0).b
+
+
+@pytest.mark.parametrize("define", MORE_DEFINITIONS.values(), ids=MORE_DEFINITIONS.keys())
+def test_more_definitions_as_stock(define):
+    stock_outcome, our_outcome = both(
+        lambda m: (lambda result: result if not isinstance(result, type) else "a class")(define(m)),
+        stock,
+        ours,
+    )
+    assert our_outcome == stock_outcome
+
+
+def test_character_arrays_convert_in_fields_only():
+    def read(module):
+        class CC(module.c_char):
+            pass
+
+        class S(module.Structure):
+            _fields_ = [("names", module.c_char * 8 * 3), ("sub", CC * 4)]
+
+        value = S()
+        value.names[1].value = b"bob"
+        value.sub = b"ab"
+        nested = (module.c_char * 4 * 2)()
+        pointed = module.pointer((module.c_char * 3)(b"a"))
+        return (
+            value.names[1].value,
+            type(value.names[1]).__name__,
+            value.sub,
+            type(nested[0]).__name__,
+            type(nested[0:1][0]).__name__,
+            type(pointed[0]).__name__,
+            (CC * 3)(b"a").value,
+        )
+
+    stock_outcome, our_outcome = both(read, stock, ours)
+    assert our_outcome == stock_outcome
+
+
+LIBRARY_EDGES = {
+    "three items": lambda m, lib: (("strlen", lib, 3),),
+    "RTLD_NEXT handle": lambda m, lib: (("strlen", type("L", (), {"_handle": -1})()),),
+    "huge handle": lambda m, lib: (("strlen", type("L", (), {"_handle": 2**70})()),),
+    "NUL in the name": lambda m, lib: (("strlen\0xyz", lib),),
+    "paramflags without argtypes": lambda m, lib: (("strlen", lib), ((1, "text"),)),
+}
+
+
+@pytest.mark.parametrize("arguments", LIBRARY_EDGES.values(), ids=LIBRARY_EDGES.keys())
+def test_prototype_from_library_edges_as_stock(arguments):
+    def define(module):
+        no_argtypes = type(
+            "F", (module._CFuncPtr,), {"_flags_": module._FUNCFLAG_CDECL, "_restype_": module.c_int}
+        )
+        function = no_argtypes(*arguments(module, module.CDLL(None)))
+        return function(b"four")
+
+    stock_outcome, our_outcome = both(define, stock, ours)
+    assert our_outcome == stock_outcome
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="types are set up in __init__ from 3.13")
+def test_a_class_made_by_the_metaclass_new_alone_is_abstract():
+    def define(module):
+        meta = type(module.c_int)
+        made = meta.__new__(meta, "X", (module.c_int,), {"_type_": "i"})
+        try:
+            made()
+        except TypeError as error:
+            abstract = str(error)
+        meta.__init__(made, "X", (module.c_int,), {"_type_": "i"})
+        try:
+            meta.__init__(made, "X", (module.c_int,), {"_type_": "i"})
+        except SystemError as error:
+            again = str(error)
+        return abstract, made(5).value, again
+
+    stock_outcome, our_outcome = both(define, stock, ours)
+    assert our_outcome == stock_outcome

@@ -44,11 +44,12 @@ class PyCArrayType(_CDataType):
     def _jitctypes_set_up_(cls, name, bases, namespace) -> None:
         if not any(isinstance(base, PyCArrayType) for base in bases):
             return  # the abstract root, Array itself
-        access = _rawffi.define_array(cls)  # checks, CType, buffer format, fast slots
-        if access == "chars":
+        # Checks, CType, buffer format, fast slots; the element's code if it is a character.
+        character = _rawffi.define_array(cls)
+        if character == "c":
             cls.value = property(_char_value, _rawffi.set_char_array_value, _cannot_delete)
             cls.raw = property(_char_raw, _set_char_raw)
-        elif access == "wchars":
+        elif character == "u":
             cls.value = property(
                 _rawffi.wchar_array_value, _rawffi.set_wchar_array_value, _cannot_delete
             )

@@ -10,17 +10,24 @@ _array_types: dict[tuple[type, int], type] = {}
 
 # Up to 3.12 stock ctypes sets a type up in its metaclass's `__new__`; from 3.13 in its
 # `__init__`, so that `Meta.__new__(Meta, name, bases, namespace)` alone makes an abstract
-# class and a second `Meta.__init__` of a set-up class raises `SystemError`.
+# class (even below a base that has a C type) and a second `Meta.__init__` of a set-up
+# class raises `SystemError`.
 SET_UP_IN_INIT = sys.version_info >= (3, 13)
 
 
 class _CDataType(type):
     """Base of the ctypes metaclasses. Each sets its classes up in `_jitctypes_set_up_`,
-    called where stock's metaclass of the running version does that work."""
+    called where stock's metaclass of the running version does that work, with the
+    namespace the class was made from (the set-ups read the class's own dict, as stock
+    reads the type's dict, except for pointers, whose `_type_` stock takes from the
+    namespace)."""
 
     def __new__(mcls, name, bases, namespace, **kwargs):
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
-        if not SET_UP_IN_INIT:
+        if SET_UP_IN_INIT:
+            # Abstract until `__init__` sets it up: no C type of its own, none inherited.
+            type.__setattr__(cls, "__ctype__", None)
+        else:
             mcls._jitctypes_set_up_(cls, name, bases, namespace)
         return cls
 
@@ -28,9 +35,12 @@ class _CDataType(type):
 
         def __init__(cls, name, bases, namespace, **kwargs):
             super().__init__(name, bases, namespace, **kwargs)
-            if "__ctype__" in cls.__dict__ or "_jitctypes_ready_" in cls.__dict__:
-                raise SystemError("already initialized")
+            if cls.__dict__.get("_jitctypes_initialized_"):
+                raise SystemError(f"StgInfo of {cls.__name__!r} is already initialized.")
+            if "__ctype__" in cls.__dict__ and cls.__dict__["__ctype__"] is None:
+                type.__delattr__(cls, "__ctype__")  # `__new__`'s placeholder
             type(cls)._jitctypes_set_up_(cls, name, bases, namespace)
+            type.__setattr__(cls, "_jitctypes_initialized_", True)
 
     def _jitctypes_set_up_(cls, name, bases, namespace) -> None:
         """What the metaclass records on a new class `cls` (see the subclasses)."""

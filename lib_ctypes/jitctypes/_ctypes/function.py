@@ -28,12 +28,13 @@ class PyCFuncPtrType(_CDataType):
             return  # the abstract root, CFuncPtr itself
         type.__setattr__(cls, "__ctype__", _rawffi.CType.pointer())
         pep3118.set_function(cls)
-        flags = namespace.get("_flags_")
+        own = cls.__dict__
+        flags = own.get("_flags_")
         if not isinstance(flags, int):
             raise TypeError("class must define _flags_ which must be an integer")
-        argtypes = namespace.get("_argtypes_")
-        has_restype = "_restype_" in namespace
-        spec = _rawffi.FuncSpec(argtypes, namespace.get("_restype_"), has_restype, flags)
+        argtypes = own.get("_argtypes_")
+        has_restype = "_restype_" in own
+        spec = _rawffi.FuncSpec(argtypes, own.get("_restype_"), has_restype, flags)
         type.__setattr__(cls, "_jitctypes_spec_", spec)
         # Calls enter Rust directly (vectorcall) unless a class overrides __call__.
         below_rust = cls.__mro__[: cls.__mro__.index(_rawffi.CFuncPtr)]
@@ -74,6 +75,8 @@ class CFuncPtr(_rawffi.CFuncPtr, metaclass=PyCFuncPtrType):
     def __new__(cls, *args):
         if not args:
             return super().__new__(cls)
+        if len(args) > 2:
+            raise TypeError(f"function takes at most 2 arguments ({len(args)} given)")
         first = args[0]
         if isinstance(first, tuple):
             return _rawffi.function_from_library(cls, *args)
@@ -81,8 +84,6 @@ class CFuncPtr(_rawffi.CFuncPtr, metaclass=PyCFuncPtrType):
             self = super().__new__(cls)
             self._jitctypes_setup_(first & 0xFFFF_FFFF_FFFF_FFFF)
             return self
-        if len(args) > 2:
-            raise TypeError(f"function takes at most 2 arguments ({len(args)} given)")
         if not callable(first):
             raise TypeError("argument must be callable or integer function address")
         return _from_callable(cls, first)
@@ -141,7 +142,9 @@ def _validate_paramflags(cls, paramflags) -> None:
         return
     if not isinstance(paramflags, tuple):
         raise TypeError("paramflags must be a tuple or None")
-    argtypes = getattr(cls, "_argtypes_", None) or ()
+    argtypes = getattr(cls, "_argtypes_", None)
+    if argtypes is None:
+        return  # stock checks paramflags against argtypes only when there are some
     if len(paramflags) != len(argtypes):
         raise ValueError("paramflags must have the same length as argtypes")
     for index, (item, argtype) in enumerate(zip(paramflags, argtypes, strict=True)):

@@ -19,7 +19,12 @@ class PyCPointerType(_CDataType):
         if not any(isinstance(base, PyCPointerType) for base in bases):
             return  # the abstract root, _Pointer itself
         # The target, if named here (stock's rule: only then can the class make instances).
-        _rawffi.define_pointer(cls, namespace.get("_type_"))
+        if "_type_" not in namespace:
+            _rawffi.define_pointer(cls)
+        elif namespace["_type_"] is None:
+            raise TypeError("_type_ must be a type")
+        else:
+            _rawffi.define_pointer(cls, namespace["_type_"])
 
     def set_type(cls, target) -> None:
         """Completes an incomplete pointer type (used by ``ctypes.SetPointerType``)."""

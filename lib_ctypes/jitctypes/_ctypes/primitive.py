@@ -61,16 +61,17 @@ class PyCSimpleType(_CDataType):
         code = _type_code(cls)
         # `c_int(5)` reprs as `c_int(5)` and a function returning `c_int` gives an int; a
         # user subclass of `c_int` keeps its instances in both places.
-        basic = "_jitctypes_basic_" not in namespace and bases[:1] == (_SimpleCData,)
+        own = cls.__dict__
+        basic = "_jitctypes_basic_" not in own and bases[:1] == (_SimpleCData,)
         cls._jitctypes_basic_ = basic
-        if "__ctype__" not in namespace:
+        if "__ctype__" not in own:
             cls.__ctype__ = _rawffi.CType.scalar(code)
         cls._jitctypes_has_pointer_ = code in _POINTER_CODES
         pep3118.set_simple(cls, code, big_endian=False)
         _enable_fast_init(cls)
         if cls._jitctypes_basic_ and code in _SPECIAL_FROM_PARAM:
             cls.from_param = classmethod(_SPECIAL_FROM_PARAM[code])
-        if "_type_" in namespace and type(cls) is PyCSimpleType:
+        if "_type_" in own and type(cls) is PyCSimpleType:
             if code in _SWAPPABLE_CODES:
                 swapped_namespace = {
                     "_type_": code,

@@ -9,14 +9,6 @@ from jitctypes._ctypes import pep3118
 from jitctypes._ctypes.basics import _CDataType, overrides
 
 
-def element_access(element_type: type) -> str:
-    """How an array element or pointer target reads: like a field of its type, except that
-    `c_char`/`c_wchar` elements make slices bytes/str ("chars"/"wchars")."""
-    basic = element_type.__dict__.get("_jitctypes_basic_")
-    code = element_type.__dict__.get("_type_") if basic else None
-    return {"c": "chars", "u": "wchars"}.get(code) or _rawffi.field_access(element_type)
-
-
 def _aggregate_base(cls) -> type | None:
     """The nearest base that is itself a structure/union type with fields."""
     for base in cls.__mro__[1:]:
@@ -31,12 +23,13 @@ class _AggregateType(_CDataType):
     _kind = "struct"
 
     def _jitctypes_set_up_(cls, name, bases, namespace) -> None:
-        if namespace.get("_jitctypes_abstract_root_"):
+        own = cls.__dict__
+        if own.get("_jitctypes_abstract_root_"):
             return  # Structure and Union themselves
         root = _aggregate_root(cls)
         if root is not None and not overrides(cls, root, "__init__"):
             _rawffi.enable_fast_init(cls)  # Structure.__init__ in C
-        if "_abstract_" in namespace:
+        if "_abstract_" in own:
             # Stock gives such a class no storage: instances are refused ("abstract class").
             type.__setattr__(cls, "__ctype__", None)
             return
@@ -46,10 +39,10 @@ class _AggregateType(_CDataType):
             ):
                 type.__setattr__(base, "_jitctypes_final_", True)
         type.__setattr__(cls, "_jitctypes_ready_", True)
-        if "_fields_" in namespace:
+        if "_fields_" in own:
             # Through the metaclass's __setattr__, as stock does: ctypes._endian's
             # metaclass swaps the field types there.
-            cls._fields_ = namespace["_fields_"]
+            cls._fields_ = own["_fields_"]
         elif _aggregate_base(cls) is None:
             # Not laid out yet: an empty aggregate until `_fields_` is assigned.
             type.__setattr__(cls, "__ctype__", _rawffi.layout(cls._kind, []).ctype)
