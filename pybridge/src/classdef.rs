@@ -66,35 +66,9 @@ pub fn define_fields(
     let base_ctype = base.as_ref().map(class_ctype).transpose()?;
     let base_size = base_ctype.as_ref().map_or(0, |ctype| ctype.get().size);
     let layout = lay_out(py, kind, &members, pack, swapped, base_ctype, align)?;
-    for (position, (field, (offset, _size, bits))) in
-        declared.iter().zip(&layout.fields).enumerate()
-    {
-        let access = field_access(&field.field_type)?;
-        let index = base_names.len() + position;
-        let descriptor = CField::new(
-            field.field_type.clone(),
-            field.ctype.clone(),
-            *offset,
-            index,
-            access,
-            *bits,
-        )?;
-        set_type_attr(cls, &field.name, Bound::new(py, descriptor)?.as_any())?;
-    }
+    install_field_descriptors(cls, &declared, &layout, base_names.len())?;
     set_type_attr(cls, intern!(py, "__ctype__"), layout.ctype.bind(py).as_any())?;
-    // A structure holds a union or pointer if a field or its base does.
-    let types: Vec<&Bound<'_, PyType>> =
-        declared.iter().map(|field| &field.field_type).chain(base.as_ref()).collect();
-    let any_has = |flag| -> PyResult<bool> {
-        for cls in &types {
-            if class_flag(cls, flag)? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    };
-    let has_union = kind == LayoutKind::Union || any_has(intern!(py, "_jitctypes_has_union_"))?;
-    let has_pointer = any_has(intern!(py, "_jitctypes_has_pointer_"))?;
+    let (has_union, has_pointer) = aggregate_flags(py, kind, &declared, base.as_ref())?;
     set_type_attr(cls, intern!(py, "_jitctypes_has_union_"), PyBool::new(py, has_union).as_any())?;
     set_type_attr(
         cls,
@@ -109,6 +83,53 @@ pub fn define_fields(
     let format = aggregate_format(py, kind, pack.is_some(), &declared, &layout, base_size)?;
     install_buffer_format(cls, format.as_deref(), Vec::new(), layout.size)?;
     set_type_attr(cls, intern!(py, "_jitctypes_final_"), PyBool::new(py, true).as_any())
+}
+
+/// One `CField` per declared field, at its place in `layout`; indices count the base's
+/// `first_index` fields first.
+fn install_field_descriptors(
+    cls: &Bound<'_, PyType>,
+    declared: &[FieldDecl<'_>],
+    layout: &PyLayout,
+    first_index: usize,
+) -> PyResult<()> {
+    for (position, (field, (offset, _size, bits))) in
+        declared.iter().zip(&layout.fields).enumerate()
+    {
+        let access = field_access(&field.field_type)?;
+        let descriptor = CField::new(
+            field.field_type.clone(),
+            field.ctype.clone(),
+            *offset,
+            first_index + position,
+            access,
+            *bits,
+        )?;
+        set_type_attr(cls, &field.name, Bound::new(cls.py(), descriptor)?.as_any())?;
+    }
+    Ok(())
+}
+
+/// Whether an aggregate holds a union (it is one, or a field or its base does: it cannot
+/// be passed by value) and a pointer (it cannot be pickled).
+fn aggregate_flags(
+    py: Python<'_>,
+    kind: LayoutKind,
+    declared: &[FieldDecl<'_>],
+    base: Option<&Bound<'_, PyType>>,
+) -> PyResult<(bool, bool)> {
+    let types: Vec<&Bound<'_, PyType>> =
+        declared.iter().map(|field| &field.field_type).chain(base).collect();
+    let any_has = |flag| -> PyResult<bool> {
+        for cls in &types {
+            if class_flag(cls, flag)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    let has_union = kind == LayoutKind::Union || any_has(intern!(py, "_jitctypes_has_union_"))?;
+    Ok((has_union, any_has(intern!(py, "_jitctypes_has_pointer_"))?))
 }
 
 /// One `(name, type[, bits])` item of `_fields_`, checked.
