@@ -494,6 +494,10 @@ pub fn function_from_library<'py>(
 /// gives in the Python subclass), without a Python-level call.
 fn new_function_object<'py>(cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, CFuncPtr>> {
     let py = cls.py();
+    if !cls.is_subclass_of::<CFuncPtr>()? {
+        // Its instances would not have a function pointer's layout.
+        return Err(PyTypeError::new_err("not a function pointer type"));
+    }
     let empty = PyTuple::empty(py);
     // SAFETY: `tp_new` of the pyo3 class, called as CPython calls it: a subtype (the
     // downcast below checks the result) and an argument tuple, no keywords.

@@ -273,3 +273,16 @@ def test_the_c_initialiser_is_refused_to_classes_that_are_not_ctypes_types():
     else:
         raise AssertionError("a plain class got the C initialiser")
     assert Plain().__class__ is Plain
+
+
+def test_function_objects_are_made_only_for_function_pointer_types():
+    # `_rawffi.function_from_library` builds the object with CFuncPtr's constructor: for
+    # another class it would lay a function pointer out in memory of another shape.
+    from jitctypes import _rawffi
+
+    try:
+        _rawffi.function_from_library(int, ("strlen", ours.CDLL(None)))
+    except TypeError as error:
+        assert "not a function pointer type" in str(error)
+    else:
+        raise AssertionError("a function pointer was made as an int")
