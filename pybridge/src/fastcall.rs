@@ -201,16 +201,9 @@ fn arg_kind(argtype: &Bound<'_, PyAny>, converter: &Bound<'_, PyAny>) -> Result<
             return Err("a byte-swapped argument type".into());
         }
         return Ok(match code {
-            Code::Byte
-            | Code::UByte
-            | Code::Short
-            | Code::UShort
-            | Code::Int
-            | Code::UInt
-            | Code::Long
-            | Code::ULong
-            | Code::LongLong
-            | Code::ULongLong => ArgKind::Int { size: ctype.size, signed: code.is_signed() },
+            code if code.is_integer() => {
+                ArgKind::Int { size: ctype.size, signed: code.is_signed() }
+            }
             Code::Bool => ArgKind::Bool,
             Code::Float => ArgKind::Float { size: 4 },
             Code::Double => ArgKind::Float { size: 8 },

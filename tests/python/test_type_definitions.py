@@ -249,6 +249,9 @@ MORE_DEFINITIONS = {
     "an array class of -2**64 ints": lambda m: type(
         "A", (m.Array,), {"_type_": m.c_int, "_length_": -(2**64)}
     ),
+    "c_int * 2**61": lambda m: m.c_int * 2**61,
+    "c_int * 2**70": lambda m: m.c_int * 2**70,
+    "c_int * -1": lambda m: m.c_int * -1,
     "an array class of 2**64 ints": lambda m: type(
         "A", (m.Array,), {"_type_": m.c_int, "_length_": 2**64}
     ),

@@ -114,11 +114,11 @@ def _check_buffer(cls, view: memoryview, offset: int) -> int:
 
 def array_type(element: type, length: int) -> type:
     """``element * length``, one class per pair as stock caches them."""
+    if length > sys.maxsize:  # stock's `sq_repeat` takes a Py_ssize_t
+        raise OverflowError("cannot fit 'int' into an index-sized integer")
     if length < 0:
         raise ValueError(f"Array length must be >= 0, not {length}")
-    element_size = getattr(getattr(element, "__ctype__", None), "size", 0)
-    if element_size and length > sys.maxsize // element_size:
-        raise OverflowError("array too large")
+    # (An array too large for its element size is refused by `define_array`.)
     key = (element, length)
     cached = _array_types.get(key)
     if cached is None:
