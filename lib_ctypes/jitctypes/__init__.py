@@ -7,8 +7,15 @@
 See README.md and ARCHITECTURE.md.
 """
 
+import atexit as _atexit
+
 from jitctypes import _rawffi
 from jitctypes.loader import install, is_installed
+
+# Registered first, so it runs after the program's own exit handlers: from then on, threads
+# other than the exiting one that call back into Python or return from C wait for the
+# process to end instead of being ended inside Rust frames (pybridge/src/gil.rs).
+_atexit.register(_rawffi.close_for_exit)
 
 __version__ = _rawffi.__version__
 __all__ = ["__version__", "install", "is_installed", "set_trivial", "stats"]

@@ -20,7 +20,9 @@ use crate::scalar::FastScalar;
 
 #[pyclass(frozen, module = "jitctypes._rawffi")]
 pub struct Callback {
-    callback: RawCallback,
+    /// Freed on drop, except once the interpreter exits: C threads may still call it then
+    /// (see `Drop`).
+    callback: std::mem::ManuallyDrop<RawCallback>,
     #[pyo3(get)]
     callable: Py<PyAny>,
     /// The handler's state, also held here so that the garbage collector sees its
@@ -54,8 +56,11 @@ impl Target {
     /// Takes its own reference to the target and gives it up while the GIL is still held:
     /// the callable may have dropped every other one, and the last must not go without it.
     fn invoke(self: Arc<Self>, args: *const *const c_void, ret: *mut c_void) {
+        // Parks this thread for good if the interpreter is exiting (see gil.rs).
+        crate::gil::enter();
         // SAFETY: a plain query of the interpreter's state, valid from any thread.
         if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
+            crate::gil::leave();
             // No interpreter (C called back after Python ended): C gets zeros.
             if self.restype.is_some() {
                 // SAFETY: libffi's return buffer holds the return type (8 bytes at least).
@@ -75,6 +80,7 @@ impl Target {
             crate::gil::release(self);
             // SAFETY: paired with the `PyGILState_Ensure` above.
             unsafe { pyo3::ffi::PyGILState_Release(gil) };
+            crate::gil::leave();
             return;
         }
         // Everything else runs under pyo3's entry trampoline (the one its generated
@@ -99,6 +105,7 @@ impl Target {
         crate::gil::release(self);
         // SAFETY: paired with the `PyGILState_Ensure` above.
         unsafe { pyo3::ffi::PyGILState_Release(gil) };
+        crate::gil::leave();
     }
 
     /// One invocation without pyo3's entry bookkeeping, for callbacks whose arguments are
@@ -355,7 +362,11 @@ impl Callback {
             .map_err(|reason| {
             pyo3::exceptions::PyTypeError::new_err(format!("cannot make this callback: {reason}"))
         })?;
-        Ok(Callback { callback, callable: callable.unbind(), target })
+        Ok(Callback {
+            callback: std::mem::ManuallyDrop::new(callback),
+            callable: callable.unbind(),
+            target,
+        })
     }
 
     fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
@@ -367,6 +378,19 @@ impl Callback {
     #[getter]
     fn address(&self) -> usize {
         self.callback.code_address() as usize
+    }
+}
+
+impl Drop for Callback {
+    /// Frees the C function, unless the interpreter is exiting: module teardown then frees
+    /// callback objects while C threads may still call them (stock's libffi closures
+    /// survive that by luck, their memory is rarely given back). Left alive, a late call
+    /// parks in `gil::enter` without touching anything freed.
+    fn drop(&mut self) {
+        if !crate::gil::exit_started() {
+            // SAFETY: dropped once, here; the field is not used afterwards.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.callback) };
+        }
     }
 }
 

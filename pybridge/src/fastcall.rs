@@ -599,7 +599,7 @@ unsafe fn call_fast(
         unsafe {
             let state = ffi::PyEval_SaveThread();
             function.call_at(target, pointers.as_ptr(), ret.as_mut_ptr().cast());
-            ffi::PyEval_RestoreThread(state);
+            crate::gil::restore_thread(state);
         }
     } else {
         // SAFETY: as above.

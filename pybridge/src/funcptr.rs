@@ -1034,7 +1034,7 @@ fn call_with(
         // SAFETY: the signature was built from the converted arguments, each stored where
         // its pointer says, and `ret` holds `ret_buffer_size` bytes. The address is the
         // user's promise, as in ctypes.
-        py.allow_threads(|| unsafe { frame.run() });
+        crate::gil::without_gil(py, || unsafe { frame.run() });
     } else {
         // SAFETY: as above.
         unsafe { frame.run() };

@@ -263,7 +263,7 @@ impl FuncPtr {
             // SAFETY: the signature was built from these CTypes; every argument was stored
             // in storage of its size and `ret` holds `ret_buffer_size` bytes. The address is
             // the user's promise, as in ctypes.
-            py.allow_threads(|| unsafe { frame.run() });
+            crate::gil::without_gil(py, || unsafe { frame.run() });
         } else {
             // SAFETY: as above.
             unsafe { frame.run() };

@@ -114,6 +114,7 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     funcptr::register(module)?;
     helpers::register(module)?;
     module.add_function(wrap_pyfunction!(cdata::resize, module)?)?;
+    module.add_function(wrap_pyfunction!(gil::close_for_exit, module)?)?;
     module.add_function(wrap_pyfunction!(slots::enable_fast_init, module)?)?;
     module.add_function(wrap_pyfunction!(slots::init_fields, module)?)?;
     module.add_function(wrap_pyfunction!(slots::enable_fast_getitem, module)?)?;

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 #include <wchar.h>
 
 typedef int (*int_callback)(int);
@@ -89,3 +90,31 @@ void set_bits_union_i7_h3(union bits_union_i7_h3 *s, long a, long b, long c, lon
 static void (*stored_callback)(void);
 void store_callback(void (*callback)(void)) { stored_callback = callback; }
 void run_stored_callback(void) { stored_callback(); }
+
+/* Starts `threads` detached pthreads that call `callback(i)` forever, every `pause_us`
+ * microseconds: a C library with threads of its own that keep calling back while the
+ * interpreter exits (audio, USB and event libraries do this). */
+typedef int (*forever_callback)(int);
+struct forever_args { forever_callback callback; int pause_us; };
+static struct forever_args forever_args;
+static void *call_forever(void *unused) {
+    (void)unused;
+    for (int i = 0;; i++) {
+        forever_args.callback(i);
+        usleep(forever_args.pause_us);
+    }
+    return NULL;
+}
+int start_callback_threads(forever_callback callback, int threads, int pause_us) {
+    forever_args.callback = callback;
+    forever_args.pause_us = pause_us;
+    for (int i = 0; i < threads; i++) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, call_forever, NULL) != 0) return -1;
+        pthread_detach(thread);
+    }
+    return 0;
+}
+
+/* Blocks for `microseconds` (a stand-in for a C call that waits on a device). */
+int usleep_for(int microseconds) { return usleep(microseconds); }
