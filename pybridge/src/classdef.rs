@@ -68,8 +68,7 @@ pub fn define_fields(
     let layout = lay_out(py, kind, &members, pack, swapped, base_ctype, align)?;
     install_field_descriptors(cls, &declared, &layout, base_names.len())?;
     set_type_attr(cls, intern!(py, "__ctype__"), layout.ctype.bind(py).as_any())?;
-    let (has_union, has_pointer) = aggregate_flags(py, kind, &declared, base.as_ref())?;
-    set_type_attr(cls, intern!(py, "_jitctypes_has_union_"), PyBool::new(py, has_union).as_any())?;
+    let has_pointer = has_pointer(py, &declared, base.as_ref())?;
     set_type_attr(
         cls,
         intern!(py, "_jitctypes_has_pointer_"),
@@ -110,26 +109,19 @@ fn install_field_descriptors(
     Ok(())
 }
 
-/// Whether an aggregate holds a union (it is one, or a field or its base does: it cannot
-/// be passed by value) and a pointer (it cannot be pickled).
-fn aggregate_flags(
+/// True if a field (or the base) holds a pointer: stock refuses to pickle such instances.
+fn has_pointer(
     py: Python<'_>,
-    kind: LayoutKind,
     declared: &[FieldDecl<'_>],
     base: Option<&Bound<'_, PyType>>,
-) -> PyResult<(bool, bool)> {
-    let types: Vec<&Bound<'_, PyType>> =
-        declared.iter().map(|field| &field.field_type).chain(base).collect();
-    let any_has = |flag| -> PyResult<bool> {
-        for cls in &types {
-            if class_flag(cls, flag)? {
-                return Ok(true);
-            }
+) -> PyResult<bool> {
+    let flag = intern!(py, "_jitctypes_has_pointer_");
+    for cls in declared.iter().map(|field| &field.field_type).chain(base) {
+        if class_flag(cls, flag)? {
+            return Ok(true);
         }
-        Ok(false)
-    };
-    let has_union = kind == LayoutKind::Union || any_has(intern!(py, "_jitctypes_has_union_"))?;
-    Ok((has_union, any_has(intern!(py, "_jitctypes_has_pointer_"))?))
+    }
+    Ok(false)
 }
 
 /// One `(name, type[, bits])` item of `_fields_`, checked.
@@ -426,10 +418,8 @@ pub fn define_array(cls: &Bound<'_, PyType>) -> PyResult<Option<&'static str>> {
     let access = element_access(&element)?;
     let elements = ElementInfo::new(element.clone(), access, length)?;
     set_type_attr(cls, intern!(py, "_jitctypes_elements_"), Bound::new(py, elements)?.as_any())?;
-    for flag in [intern!(py, "_jitctypes_has_union_"), intern!(py, "_jitctypes_has_pointer_")] {
-        let found = class_flag(&element, flag)?;
-        set_type_attr(cls, flag, PyBool::new(py, found).as_any())?;
-    }
+    let flag = intern!(py, "_jitctypes_has_pointer_");
+    set_type_attr(cls, flag, PyBool::new(py, class_flag(&element, flag)?).as_any())?;
     Ok(match simple_code(&element)?.as_deref() {
         Some("c") => Some("c"),
         Some("u") => Some("u"),
@@ -510,7 +500,7 @@ pub fn set_pointer_target(cls: &Bound<'_, PyType>, target: &Bound<'_, PyAny>) ->
     let (target, _ctype) = storage_of(target)?;
     set_type_attr(cls, intern!(py, "_type_"), target.as_any())?;
     let access = element_access(&target)?;
-    let elements = ElementInfo::new(target.clone(), access, 0)?;
+    let elements = ElementInfo::pointer_target(target.clone(), access)?;
     set_type_attr(cls, intern!(py, "_jitctypes_elements_"), Bound::new(py, elements)?.as_any())?;
     set_type_attr(cls, intern!(py, "_jitctypes_complete_"), PyBool::new(py, true).as_any())
 }

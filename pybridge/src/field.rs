@@ -276,6 +276,10 @@ pub struct ElementInfo {
     pub(crate) element_ctype: Py<CType>,
     pub(crate) access: Access,
     pub(crate) len: usize,
+    /// A pointer's target is read anew at each access: bindings point at structures
+    /// before their `_fields_` are set, which gives them their size (stock reads the
+    /// target's size at each access too).
+    follows_target: bool,
 }
 
 #[pymethods]
@@ -286,7 +290,20 @@ impl ElementInfo {
     pub fn new(element_type: Bound<'_, PyType>, access: &str, len: usize) -> PyResult<ElementInfo> {
         let element_ctype = crate::cdata::class_ctype(&element_type)?.unbind();
         let access = Access::from_name(access)?;
-        Ok(ElementInfo { element_type: element_type.unbind(), element_ctype, access, len })
+        Ok(ElementInfo {
+            element_type: element_type.unbind(),
+            element_ctype,
+            access,
+            len,
+            follows_target: false,
+        })
+    }
+}
+
+impl ElementInfo {
+    /// The target of a pointer type, whose C type is looked up at each access.
+    pub fn pointer_target(target: Bound<'_, PyType>, access: &str) -> PyResult<ElementInfo> {
+        Ok(ElementInfo { follows_target: true, ..ElementInfo::new(target, access, 0)? })
     }
 }
 
@@ -300,9 +317,14 @@ impl<'py> Elements<'py> {
         let info = crate::known_types::as_element_info(&info)
             .ok_or_else(|| PyTypeError::new_err("bad element information"))?
             .get();
+        let element_type = info.element_type.bind(py).clone();
+        let element_ctype = match info.follows_target {
+            true => crate::cdata::class_ctype(&element_type)?,
+            false => info.element_ctype.bind(py).clone(),
+        };
         Ok(Elements {
-            element_type: info.element_type.bind(py).clone(),
-            element_ctype: info.element_ctype.bind(py).clone(),
+            element_type,
+            element_ctype,
             access: info.access,
             len: info.len,
         })

@@ -265,14 +265,6 @@ impl ArgTypes {
                 Ok(cls) => class_getattr_opt(cls, name),
                 Err(_) => item.getattr_opt(name),
             };
-            if let Some(flag) = attribute(intern!(py, "_jitctypes_has_union_"))? {
-                if flag.is_truthy()? {
-                    return Err(PyTypeError::new_err(format!(
-                        "item {} in _argtypes_ passes a union by value, which is unsupported.",
-                        index + 1
-                    )));
-                }
-            }
             let converter = attribute(intern!(py, "from_param"))?.ok_or_else(|| {
                 PyTypeError::new_err(format!(
                     "item {} in _argtypes_ has no from_param method",
@@ -989,6 +981,9 @@ fn call_with(
         };
         params.push(param.map_err(|error| argument_error(py, index, error))?);
     }
+    if typed > 0 {
+        refuse_unpromoted_variadic(&params[typed.min(params.len())..])?;
+    }
     // A function called with more arguments than it declares may be variadic (printf):
     // only libffi sets `%al` for those, so floating-point extras go through libffi.
     let maybe_variadic_floats =
@@ -1047,6 +1042,22 @@ fn call_with(
     drop(params);
     drop(converted);
     result
+}
+
+/// Stock calls a function with `argtypes` and more arguments than those as variadic
+/// (`ffi_prep_cif_var`), which refuses extras that C's default promotions would have
+/// widened: `float`, and scalars narrower than `int` (`c_char`, `c_bool`, `c_short`,
+/// `c_byte`). Stock raises, and so do we, rather than pass what the callee cannot read.
+fn refuse_unpromoted_variadic(extras: &[Param]) -> PyResult<()> {
+    let unpromoted = |ty: &Type| match ty {
+        Type::F32 => true,
+        Type::Aggregate(_) | Type::Array { .. } => false,
+        scalar => scalar.size() < 4,
+    };
+    if extras.iter().any(|param| unpromoted(&param.jit)) {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err("ffi_prep_cif_var failed"));
+    }
+    Ok(())
 }
 
 /// True if `ty` is or contains a `float`/`double` (a variadic callee then needs `%al`).

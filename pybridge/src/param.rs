@@ -550,6 +550,28 @@ pub fn pointer_from_param<'py>(
 /// Registers the `from_param` functions the metaclasses install as class methods.
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<CArgObject>()?;
+    let py = module.py();
+    if py.version_info() < (3, 12) {
+        // Stock 3.11's type is named plain "CArgObject" (module `builtins`); 3.12 moved it
+        // to `_ctypes`. Bindings dispatch on the qualified name of `type(byref(x))`.
+        let carg = py.get_type::<CArgObject>();
+        // SAFETY: our own heap type, whose dict is written before any instance exists;
+        // `PyType_Modified` drops what the type caches saw.
+        unsafe {
+            let dict = (*carg.as_type_ptr()).tp_dict;
+            let status = pyo3::ffi::PyDict_SetItem(
+                dict,
+                pyo3::intern!(py, "__module__").as_ptr(),
+                pyo3::intern!(py, "builtins").as_ptr(),
+            );
+            if status < 0 {
+                return Err(PyErr::fetch(py));
+            }
+            // `repr` of a type in `builtins` prints its C name.
+            (*carg.as_type_ptr()).tp_name = c"CArgObject".as_ptr();
+            pyo3::ffi::PyType_Modified(carg.as_type_ptr());
+        }
+    }
     module.add_function(wrap_pyfunction!(simple_from_param, module)?)?;
     module.add_function(wrap_pyfunction!(char_p_from_param, module)?)?;
     module.add_function(wrap_pyfunction!(wchar_p_from_param, module)?)?;

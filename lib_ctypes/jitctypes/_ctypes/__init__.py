@@ -15,6 +15,7 @@ Layout (one file per ctypes concept, as PyPy's ``lib_pypy/_ctypes``):
 """
 
 import os as _os
+import sys as _sys
 
 from jitctypes._ctypes.array import Array, PyCArrayType
 from jitctypes._ctypes.function import CFuncPtr, PyCFuncPtrType
@@ -61,7 +62,8 @@ from jitctypes._rawffi import dlsym as _dlsym
 __version__ = "1.1.0"  # the stdlib ctypes package refuses to load on any other value
 
 CTYPES_MAX_ARGCOUNT = 1024
-SIZEOF_TIME_T = 8  # `time_t` on x86-64 Linux; the 3.12+ stdlib package imports it
+if _sys.version_info >= (3, 12):
+    SIZEOF_TIME_T = 8  # `time_t` on x86-64 Linux; the 3.12+ stdlib package imports it
 
 
 def dlopen(name=None, mode=RTLD_LOCAL, /):
@@ -101,7 +103,9 @@ def call_function(address, arguments, /):
     return _AnyFunction(address)(*arguments)
 
 
-call_cdeclfunction = call_function
+def call_cdeclfunction(address, arguments, /):
+    """Calls the C function at `address` with the tuple `arguments` (an `int` result)."""
+    return _AnyFunction(address)(*arguments)
 
 
 def buffer_info(obj, /):
@@ -133,7 +137,6 @@ __all__ = [
     "Py_INCREF",
     "RTLD_GLOBAL",
     "RTLD_LOCAL",
-    "SIZEOF_TIME_T",
     "Structure",
     "Union",
     "UnionType",
@@ -162,3 +165,18 @@ __all__ = [
     "set_errno",
     "sizeof",
 ]
+
+if _sys.version_info >= (3, 12):
+    __all__.append("SIZEOF_TIME_T")
+
+
+def _name_functions_as_stock() -> None:
+    """Stock's module functions are C functions of `_ctypes`: ours, from `_rawffi` or
+    Python, report the same `__module__` (pickle, reprs and help() read it)."""
+    for name in __all__:
+        obj = globals()[name]
+        if callable(obj) and not isinstance(obj, type):
+            obj.__module__ = "_ctypes"
+
+
+_name_functions_as_stock()

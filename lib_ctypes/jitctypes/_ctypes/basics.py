@@ -125,6 +125,20 @@ def array_type(element: type, length: int) -> type:
         from jitctypes._ctypes.array import Array
 
         name = f"{element.__name__}_Array_{length}"
-        cached = type(Array)(name, (Array,), {"_length_": length, "_type_": element})
+        namespace = {"_length_": length, "_type_": element, "__module__": caller_module()}
+        cached = type(Array)(name, (Array,), namespace)
         _array_types[key] = cached
     return cached
+
+
+def caller_module() -> str | None:
+    """The `__name__` of the module whose code asked for a type that `_ctypes` makes (an
+    array or pointer type): stock makes them in C, so `type.__new__` takes `__module__`
+    from the caller's globals. Our own frames in between are skipped."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if not (isinstance(name, str) and name.startswith("jitctypes._ctypes")):
+            return name
+        frame = frame.f_back
+    return None

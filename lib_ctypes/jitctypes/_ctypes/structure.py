@@ -46,7 +46,6 @@ class _AggregateType(_CDataType):
         elif _aggregate_base(cls) is None:
             # Not laid out yet: an empty aggregate until `_fields_` is assigned.
             type.__setattr__(cls, "__ctype__", _rawffi.layout(cls._kind, []).ctype)
-            type.__setattr__(cls, "_jitctypes_has_union_", cls._kind == "union")
             pep3118.set_incomplete(cls)
 
     def __setattr__(cls, name, value):
