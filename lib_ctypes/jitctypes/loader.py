@@ -55,6 +55,7 @@ def install() -> None:
                 "install() first)"
             )
         sys.modules["_ctypes"] = ours
+        ours._name_functions_as_stock()
 
 
 def side_by_side():

@@ -171,12 +171,11 @@ if _sys.version_info >= (3, 12):
 
 
 def _name_functions_as_stock() -> None:
-    """Stock's module functions are C functions of `_ctypes`: ours, from `_rawffi` or
-    Python, report the same `__module__` (pickle, reprs and help() read it)."""
+    """Stock's module functions are C functions of `_ctypes`: once this module *is*
+    `_ctypes` (`loader.install`), ours, from `_rawffi` or Python, report the same
+    `__module__` (pickle, reprs and help() read it). Side by side with stock they keep
+    their own, under which pickle finds them."""
     for name in __all__:
         obj = globals()[name]
         if callable(obj) and not isinstance(obj, type):
             obj.__module__ = "_ctypes"
-
-
-_name_functions_as_stock()
