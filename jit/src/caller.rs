@@ -72,6 +72,16 @@ impl Caller {
         StubCache::global().caller(signature, false)
     }
 
+    /// libffi where it can describe `signature`, else the compiled stub: libffi cannot be
+    /// told that gcc passes a small struct with unaligned fields in memory, and calling
+    /// such a function wrongly (as stock ctypes does) is never the better choice.
+    pub fn preferring_libffi(signature: Signature) -> Result<Caller, CallError> {
+        match Caller::with_libffi(signature.clone()) {
+            Err(CallError::Libffi(_)) => Caller::new(signature),
+            found => found,
+        }
+    }
+
     pub fn signature(&self) -> &Signature {
         &self.signature
     }

@@ -282,7 +282,7 @@ impl FastPlan {
         }
         let compile = compile_now(&signature, if hot { u32::MAX } else { 0 });
         let options =
-            CallOptions { use_errno: flags & FUNCFLAG_USE_ERRNO != 0, libffi_only: !compile };
+            CallOptions { use_errno: flags & FUNCFLAG_USE_ERRNO != 0, prefer_libffi: !compile };
         let warm_up = (jit_enabled() && !compile)
             .then(|| std::sync::atomic::AtomicU32::new(compile_after().saturating_sub(1)));
         let stats = signature_stats(&signature);

@@ -1004,7 +1004,7 @@ fn call_with(
     };
     let options = CallOptions {
         use_errno: plan.flags & FUNCFLAG_USE_ERRNO != 0,
-        libffi_only: maybe_variadic_floats || !compile_now(&signature, calls),
+        prefer_libffi: maybe_variadic_floats || !compile_now(&signature, calls),
     };
     let function = match &plan.cached {
         Some(cached)

@@ -198,7 +198,7 @@ impl FuncPtr {
         use_jit: bool,
     ) -> PyResult<FuncPtr> {
         let signature = build_signature(&argtypes, restype.as_ref(), fixed_args)?;
-        let options = CallOptions { use_errno, libffi_only: !use_jit || !jit_enabled() };
+        let options = CallOptions { use_errno, prefer_libffi: !use_jit || !jit_enabled() };
         let function = ForeignFunction::new(address as *const c_void, signature, options)
             .map_err(call_error)?;
         Ok(FuncPtr {

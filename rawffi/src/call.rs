@@ -12,8 +12,10 @@ pub struct CallOptions {
     /// ctypes' `use_errno`: the thread's private errno is copied into the C `errno` before
     /// the call and the C `errno` back into it after.
     pub use_errno: bool,
-    /// Force the libffi path (the `JITCTYPES_JIT=0` switch, and comparisons).
-    pub libffi_only: bool,
+    /// The libffi path wherever libffi can describe the signature (the `JITCTYPES_JIT=0`
+    /// switch, lazy compilation, possibly variadic calls): a compiled stub only for what
+    /// libffi cannot express the way gcc passes it (small structs with unaligned fields).
+    pub prefer_libffi: bool,
 }
 
 /// A function address bound to a call path for its signature.
@@ -36,8 +38,8 @@ impl ForeignFunction {
         signature: Signature,
         options: CallOptions,
     ) -> Result<ForeignFunction, CallError> {
-        let caller = if options.libffi_only {
-            Caller::with_libffi(signature)?
+        let caller = if options.prefer_libffi {
+            Caller::preferring_libffi(signature)?
         } else {
             Caller::new(signature)?
         };
@@ -176,8 +178,8 @@ mod tests {
 
     #[test]
     fn errno_is_swapped_only_with_use_errno() {
-        for libffi_only in [false, true] {
-            let options = CallOptions { use_errno: true, libffi_only };
+        for prefer_libffi in [false, true] {
+            let options = CallOptions { use_errno: true, prefer_libffi };
             set_private_errno(7);
             // SAFETY: this thread's errno.
             unsafe { *c_errno() = 99 };

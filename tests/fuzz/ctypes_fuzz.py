@@ -235,6 +235,10 @@ class Generator:
         if args and rng.random() < 0.08:
             pool = [SCALAR_BY_NAME[n] for n in ("c_int", "c_long", "c_double", "c_char_p")]
             tail = [rng.choice(pool) for _ in range(rng.randint(1, 4))]
+            if rng.random() < 0.2:
+                # A type C would have promoted: stock refuses the call, and so must we.
+                unpromoted = ("c_float", "c_short", "c_byte", "c_bool", "c_char", "c_ubyte")
+                tail[rng.randrange(len(tail))] = SCALAR_BY_NAME[rng.choice(unpromoted)]
         return Signature(index, restype, args, tail)
 
 
@@ -439,7 +443,11 @@ def c_function(sig: Signature) -> str:
         lines.append(f"    va_list ap; va_start(ap, {last});")
         base = len(sig.argtypes)
         for k, t in enumerate(sig.variadic_tail):
-            lines.append(f"    h = {FNV}; {{ {t.c} t_ = va_arg(ap, {t.c}); {c_fold_leaf(t, 't_')} }}")
+            promoted = {"float": SCALAR_BY_NAME["c_double"]}.get(t.kind) or (
+                SCALAR_BY_NAME["c_int"] if t.size < 4 else t
+            )
+            fold = c_fold_leaf(promoted, "t_")
+            lines.append(f"    h = {FNV}; {{ {promoted.c} t_ = va_arg(ap, {promoted.c}); {fold} }}")
             lines.append(f"    fuzz_seen[{base + k}] = h; all = mix(all, h);")
         lines.append("    va_end(ap);")
     # Writes through pointer arguments (after every argument was folded).
@@ -894,6 +902,94 @@ def referee_hashes(referee, m) -> list:
     return hashes
 
 
+def leaf_values(t, obj, m) -> list:
+    """Every leaf of `obj` (model type `t`) as read through ctypes; a union as its bytes."""
+    if isinstance(t, Scalar):
+        return [norm(obj.value if isinstance(obj, m._SimpleCData) else obj)]
+    if isinstance(t, BitField):
+        return [obj]
+    if isinstance(t, ArrayOf):
+        return [v for i in range(t.length) for v in leaf_values(t.element, obj[i], m)]
+    if isinstance(t, Aggregate):
+        if t.kind == "union":
+            # (Of the type's size: what `resize` adds is uninitialised in stock.)
+            return [m.string_at(m.addressof(obj), m.sizeof(type(obj))).hex()]
+        return [v for name, ft in t.fields for v in leaf_values(ft, getattr(obj, name), m)]
+    raise TypeError(t)
+
+
+OBJECT_OPERATIONS = [
+    "index", "index_write", "slice", "pointer_slice", "field_write", "from_buffer",
+    "from_buffer_copy", "memmove", "pointer_arithmetic", "contents", "resize", "cast_bytes",
+]  # fmt: skip
+
+
+def object_program(m, types: Types, t, seed: str) -> list:
+    """Random object operations on an array of `t` viewed through a pointer: what each
+    read gives (or raises), as comparable values. The same seed makes the same program
+    for stock and ours."""
+    rng = random.Random(seed)
+    element = types.of(t)
+    size = m.sizeof(element)
+    n = rng.randint(1, 5)
+    array = (element * n)()
+    for i in range(n):
+        if isinstance(t, Aggregate):
+            fill_aggregate(rng, types, t, array[i])
+        else:
+            v = plain_value(rng, t)
+            array[i] = 0 if (t.kind == "ptr" and v is None) else v
+    pointer = m.cast(array, m.POINTER(element))
+    trace = []
+
+    def step(action):
+        try:
+            trace.append((op, action()))
+        except Exception as error:  # comparing exceptions is the point
+            trace.append((op, type(error).__name__, str(error)))
+
+    for _ in range(rng.randint(2, 8)):
+        op = rng.choice(OBJECT_OPERATIONS)
+        i, j = rng.randrange(n), rng.randrange(n)
+        if op == "index":
+            step(lambda i=i: leaf_values(t, pointer[i], m))
+        elif op == "index_write":
+            step(lambda i=i, j=j: pointer.__setitem__(i, array[j]))
+            step(lambda i=i: leaf_values(t, array[i], m))
+        elif op == "slice":
+            step(lambda i=i, j=j: [leaf_values(t, x, m) for x in array[min(i, j) : max(i, j) + 1]])
+        elif op == "pointer_slice":
+            step(lambda i=i, j=j: [leaf_values(t, x, m) for x in pointer[min(i, j) : max(i, j) + 1]])
+        elif op == "field_write" and isinstance(t, Aggregate):
+            step(lambda i=i: fill_aggregate(rng, types, t, pointer[i]))
+            step(lambda i=i: leaf_values(t, array[i], m))
+        elif op == "from_buffer":
+            buffer = bytearray(m.string_at(m.addressof(array), m.sizeof(array)))
+            step(lambda i=i, buffer=buffer: leaf_values(t, (element * n).from_buffer(buffer)[i], m))
+            offset = rng.randrange(size + 2)
+            step(lambda buffer=buffer, offset=offset: leaf_values(t, element.from_buffer(buffer, offset), m))
+        elif op == "from_buffer_copy":
+            data = m.string_at(m.addressof(array), m.sizeof(array))
+            step(lambda data=data: leaf_values(t, element.from_buffer_copy(data, size * (n - 1)), m))
+        elif op == "memmove":
+            step(lambda i=i, j=j: m.memmove(m.byref(array, i * size), m.byref(array, j * size), size) and None)
+            step(lambda i=i: leaf_values(t, array[i], m))
+        elif op == "pointer_arithmetic":
+            address = m.addressof(array) + i * size
+            step(lambda address=address: leaf_values(t, m.cast(m.c_void_p(address), m.POINTER(element))[0], m))
+        elif op == "contents":
+            step(lambda i=i: leaf_values(t, m.pointer(array[i]).contents, m))
+        elif op == "resize":
+            single = element()
+            new_size = size + rng.randint(-1, 16)
+            step(lambda single=single, new_size=new_size: m.resize(single, new_size))
+            step(lambda single=single: (m.sizeof(single), leaf_values(t, single, m)))
+        elif op == "cast_bytes":
+            step(lambda i=i: m.cast(pointer, m.POINTER(m.c_ubyte))[i * size] if size else None)
+    trace.append(m.string_at(m.addressof(array), m.sizeof(array)).hex())
+    return trace
+
+
 def aggregates_of(t, found: list) -> list:
     """Every aggregate type `t` holds or points at, members first."""
     if isinstance(t, Aggregate):
@@ -940,7 +1036,8 @@ def child_main(args) -> int:
     libs = {m: m.CDLL(args.library) for m in modules}
     type_sets = {m: Types(m) for m in modules}
     counts = dict.fromkeys(
-        ["signatures", "calls", "bad_calls", "stock_wrong", "both_differ_from_gcc", "mismatches"], 0
+        ["signatures", "calls", "object_programs", "bad_calls", "stock_wrong",
+         "both_differ_from_gcc", "mismatches"], 0
     )
 
     def emit(kind, **payload):
@@ -974,6 +1071,19 @@ def child_main(args) -> int:
         # differently from gcc, only ours runs, checked against the referee.
         only_ours = bool(stock_layout) or sig.index in args.stock_crashed
         counts["stock_wrong"] += only_ours
+        if not only_ours:
+            # Object operations on the types of this signature (not on stock's wrong layouts).
+            object_types = [t.target if isinstance(t, PointerTo) else t for t in sig.argtypes]
+            for k, t in enumerate(object_types):
+                if not isinstance(t, (Aggregate, Scalar)) or (isinstance(t, Scalar) and t not in FIELD_SCALARS):
+                    continue
+                seed = f"objects:{args.seed}:{sig.index}:{k}"
+                emit("progress", index=sig.index, objects=k, module="both")
+                traces = [object_program(m, type_sets[m], t, seed) for m in modules]
+                counts["object_programs"] += 1
+                if traces[0] != traces[1]:
+                    counts["mismatches"] += 1
+                    emit("mismatch", index=sig.index, objects=k, stock=traces[0], ours=traces[1])
         for j in range(args.calls_per_signature):
             call_seed = f"{args.seed}:{sig.index}:{j}"
             shape = random.Random("shape:" + call_seed)
@@ -1043,8 +1153,8 @@ def run_seed(seed: int, options, folder: str) -> dict:
     signatures, generator = generate(seed, options.signatures)
     library = compile_library(c_source(signatures, generator), folder, f"fuzz{seed}")
     totals = dict.fromkeys(
-        ["signatures", "calls", "bad_calls", "stock_wrong", "stock_crashes", "both_differ_from_gcc",
-         "mismatches", "crashes"], 0
+        ["signatures", "calls", "object_programs", "bad_calls", "stock_wrong", "stock_crashes",
+         "both_differ_from_gcc", "mismatches", "crashes"], 0
     )
     findings = []
     selected = [options.only] if options.only is not None else range(len(signatures))
