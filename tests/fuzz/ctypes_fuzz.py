@@ -1106,8 +1106,7 @@ def child_main(args) -> int:
                 # referee is): counted, and shown with -v.
                 if our_record["result"][0] == "ok" and not bad and not ours_right:
                     counts["both_differ_from_gcc"] += 1
-                    if args.verbose:
-                        emit("both", index=sig.index, call=j, record=our_record, gcc=our_expected)
+                    emit("both", index=sig.index, call=j, record=our_record, gcc=our_expected)
                 continue
             elif ours_right and not agrees(stock_expected, stock_record):
                 counts["stock_wrong"] += 1  # where gcc says stock is wrong, ours is right
@@ -1185,6 +1184,8 @@ def run_seed(seed: int, options, folder: str) -> dict:
                     last, last_step = record["progress"]["index"], record["progress"]
                 elif "mismatch" in record:
                     findings.append((mode, "mismatch", record["mismatch"]))
+                elif "both" in record:
+                    findings.append((mode, "both differ from gcc", record["both"]))
                 elif "counted" in record or "done" in record:
                     finished = "done" in record
                     counted = record.get("counted") or record["done"]

@@ -108,6 +108,20 @@ def test_array_and_pointer_types_take_the_callers_module():
     assert names(stock)[0][0] == __name__
 
 
+def test_classes_made_by_calling_the_metaclass_take_the_callers_module():
+    def made(m):
+        classes = [
+            type("S", (m.Structure,), {"_fields_": [("a", m.c_int)]}),
+            type(m.Union)("U", (m.Union,), {}),
+            type("I", (m.c_int,), {}),
+            type("A", (m.Array,), {"_type_": m.c_int, "_length_": 2}),
+        ]
+        return [(cls.__module__, cls.__qualname__, repr(cls)) for cls in classes]
+
+    assert made(ours) == made(stock)
+    assert made(stock)[0][0] == __name__
+
+
 def test_names_of_this_version_only():
     from jitctypes import _ctypes as our_module
 

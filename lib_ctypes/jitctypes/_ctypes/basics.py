@@ -23,6 +23,10 @@ class _CDataType(type):
     namespace)."""
 
     def __new__(mcls, name, bases, namespace, **kwargs):
+        if "__module__" not in namespace:
+            # Made by calling the metaclass (`type(name, bases, ns)`): `type.__new__` would
+            # take this frame's module; stock's C metaclass leaves the caller's.
+            namespace = {**namespace, "__module__": caller_module()}
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         if SET_UP_IN_INIT:
             # Abstract until `__init__` sets it up: no C type of its own, none inherited.
