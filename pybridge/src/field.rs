@@ -92,7 +92,7 @@ fn not_an_instance() -> PyErr {
 /// A bit-field as Python passes it: `(shift, width, window size)`.
 pub type BitSpec = (u32, u32, usize);
 
-/// What `CField._parts()` returns: `(field type, CType, offset, index, access, bits)`.
+/// What `field_parts` returns: `(field type, CType, offset, index, access, bits)`.
 type FieldParts = (Py<PyType>, Py<CType>, usize, usize, &'static str, Option<BitSpec>);
 
 #[pyclass(frozen, module = "_ctypes", name = "CField")]
@@ -434,11 +434,16 @@ impl CField {
     }
 }
 
-#[pymethods]
+/// `(field type, CType, offset, index, access, bits)` of `field`: what the metaclass needs
+/// to make the descriptors of `_anonymous_` members. A module function, not a method: stock's
+/// `CField` has no such attribute.
+#[pyfunction]
+pub fn field_parts(field: &Bound<'_, CField>) -> FieldParts {
+    field.get().parts(field.py())
+}
+
 impl CField {
-    /// `(field type, CType, offset, index, access, bits)`: what the metaclass needs to
-    /// make the descriptors of `_anonymous_` members.
-    fn _parts(&self, py: Python<'_>) -> FieldParts {
+    fn parts(&self, py: Python<'_>) -> FieldParts {
         let access = match self.access {
             Access::Value => "value",
             Access::View => "view",
@@ -455,7 +460,10 @@ impl CField {
             bits,
         )
     }
+}
 
+#[pymethods]
+impl CField {
     // `__get__`/`__set__` serve explicit calls (`Struct.x.__get__(obj)`); attribute access
     // goes through the C slots slots.rs installs, which run `get_from`/`set_on` directly.
     fn __get__(

@@ -120,7 +120,9 @@ fn _rawffi(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(slots::enable_fast_getitem, module)?)?;
     module.add_class::<field::CField>()?;
     module.add_function(wrap_pyfunction!(field::make_field, module)?)?;
+    module.add_function(wrap_pyfunction!(field::field_parts, module)?)?;
     module.add_function(wrap_pyfunction!(slots::make_immutable, module)?)?;
+    module.add_function(wrap_pyfunction!(slots::name_as_stock, module)?)?;
     module.add_function(wrap_pyfunction!(slots::construct_by_vectorcall, module)?)?;
     module.add_class::<array::Array>()?;
     module.add_class::<pointer::Pointer>()?;

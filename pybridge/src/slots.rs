@@ -983,12 +983,32 @@ fn install_fast_new(py: Python<'_>) {
 /// Marks `cls` (a base class of ctypes, made in Python) immutable, as stock's C types are:
 /// its attributes can no longer be set or deleted.
 #[pyfunction]
-pub fn make_immutable(cls: &Bound<'_, PyType>) {
+pub fn make_immutable(cls: &Bound<'_, PyType>) -> PyResult<()> {
     // SAFETY: a live heap type; CPython reads the flag when an attribute is set.
     unsafe {
         (*cls.as_type_ptr()).tp_flags |= ffi::Py_TPFLAGS_IMMUTABLETYPE;
         ffi::PyType_Modified(cls.as_type_ptr());
     }
+    name_as_stock(cls)
+}
+
+/// Gives a class of ours that stands for one of stock's C types (its `__module__` is
+/// `_ctypes`) stock's C name, `_ctypes.Structure`: CPython's messages name a type by its C
+/// name ("cannot set 'x' attribute of immutable type '_ctypes.Structure'"). A class made in
+/// Python has its bare name there. `__name__`, `__qualname__` and `repr` are unchanged.
+#[pyfunction]
+pub fn name_as_stock(cls: &Bound<'_, PyType>) -> PyResult<()> {
+    let py = cls.py();
+    let module: String = cls.getattr(pyo3::intern!(py, "__module__"))?.extract()?;
+    if module != "_ctypes" {
+        return Ok(());
+    }
+    let name = format!("_ctypes.{}", cls.qualname()?);
+    let name = std::ffi::CString::new(name).map_err(|_| PyTypeError::new_err("NUL in a name"))?;
+    // SAFETY: a live heap type; the name is leaked, so it lives as long as the type (these
+    // are the few base classes of the module, made once).
+    unsafe { (*cls.as_type_ptr()).tp_name = name.into_raw() };
+    Ok(())
 }
 
 /// `CField` is made by `field::make_field` only, and immutable, as stock's (3.13 says so

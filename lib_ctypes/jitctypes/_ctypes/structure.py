@@ -79,11 +79,11 @@ class _AggregateType(_CDataType):
 def _promote_fields(cls, anonymous_field) -> None:
     """Makes the fields of an anonymous member fields of `cls`, at their combined offset;
     members that are anonymous in turn are promoted through, as stock does."""
-    outer_type, _ctype, outer_offset, outer_index, _access, _bits = anonymous_field._parts()
+    outer_type, _ctype, outer_offset, outer_index, _access, _bits = _rawffi.field_parts(anonymous_field)
     inner_anonymous = outer_type.__dict__.get("_anonymous_", ())
     for inner_name in getattr(outer_type, "_jitctypes_field_names_", ()):
         inner = outer_type.__dict__.get(inner_name) or getattr(outer_type, inner_name)
-        field_type, ctype, offset, _index, access, bits = inner._parts()
+        field_type, ctype, offset, _index, access, bits = _rawffi.field_parts(inner)
         offset += outer_offset
         combined = _rawffi.make_field(field_type, ctype, offset, outer_index, access, bits)
         if inner_name in inner_anonymous:
@@ -161,5 +161,7 @@ class Union(_rawffi._CData, metaclass=UnionType):
 
 if sys.version_info >= (3, 13):  # stock's Union was a mutable type until 3.12
     _rawffi.make_immutable(Union)
+else:
+    _rawffi.name_as_stock(Union)
 _rawffi.make_immutable(type(Union))
 _rawffi.construct_by_vectorcall(type(Union))  # c_int(5) without an argument tuple
