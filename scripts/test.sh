@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is needed and runs every test: lints, the Rust tests (unit, golden IR,
 # the C test library, 10,000 random signatures against gcc), then the Python package
-# built and installed with pip and its pytest suite, on the JIT path and on libffi, and
-# CPython's own ctypes test suite on jitctypes (outcomes must equal a stock run, per test),
+# built and installed with pip and its pytest suite, on the JIT path and on libffi, the
+# whole-stack differential fuzzer and the version audit (stock vs jitctypes), CPython's
+# own ctypes test suite on jitctypes (outcomes must equal a stock run, per test),
 # pyglet's examples under Xvfb (scripts/pyglet-examples.sh installs Xvfb, Mesa and pyglet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,13 @@ echo "== Python package and tests"
 .venv/bin/python -m pytest -q
 echo "== Python tests again with the JIT switched off (every call through libffi)"
 JITCTYPES_JIT=0 .venv/bin/python -m pytest -q
+
+echo "== Whole-stack differential fuzzer: 2,000 random signatures, 30,000 calls, each with"
+echo "   compiled stubs and with libffi, stock and jitctypes in one process, gcc as referee"
+.venv/bin/python tests/fuzz/ctypes_fuzz.py --seeds 0 --signatures 2000
+
+echo "== Version audit: what programs see of _ctypes on this Python, stock vs jitctypes"
+.venv/bin/python tests/audit/ctypes_audit.py
 
 echo "== CPython's ctypes suite, unchanged, on jitctypes._ctypes: per test as stock"
 echo "   (compiled from every function's first call, then as programs run it, then libffi only)"
@@ -63,6 +71,8 @@ conformance_on() {
         "$venv/bin/python" -m pip install --quiet --no-build-isolation .
     JITCTYPES_COMPILE_AFTER=1 "$venv/bin/python" -m jitctypes.conformance \
         --compare "tests/conformance/baseline-$version.json" "$@"
+    echo "== Version audit on CPython $version"
+    "$venv/bin/python" tests/audit/ctypes_audit.py
 }
 
 conformance_on 3.12

@@ -322,12 +322,7 @@ impl<'py> Elements<'py> {
             true => crate::cdata::class_ctype(&element_type)?,
             false => info.element_ctype.bind(py).clone(),
         };
-        Ok(Elements {
-            element_type,
-            element_ctype,
-            access: info.access,
-            len: info.len,
-        })
+        Ok(Elements { element_type, element_ctype, access: info.access, len: info.len })
     }
 
     /// The number of elements (arrays; 0 for pointers).

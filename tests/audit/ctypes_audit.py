@@ -3,7 +3,7 @@ the running CPython, on stock and on jitctypes, which must give the same answers
 
     python tests/audit/ctypes_audit.py                 # stock vs jitctypes on this Python
     python tests/audit/ctypes_audit.py --dump out.json # stock's answers (for VERSIONS.md)
-    python tests/audit/ctypes_audit.py --versions a.json b.json ...   # what differs between versions
+    python tests/audit/ctypes_audit.py --versions a.json b.json    # what differs between versions
 
 Each implementation runs the probes in its own process as programs see it (`python -m
 jitctypes` for ours: `_ctypes` is then ours, under stock's names). A probe's answer is a
@@ -95,7 +95,10 @@ def module_functions(m, c):
 
 @probe
 def version_constants(m, c):
-    return [getattr(c, name, "absent") for name in ("__version__", "CTYPES_MAX_ARGCOUNT", "SIZEOF_TIME_T")]
+    return [
+        getattr(c, name, "absent")
+        for name in ("__version__", "CTYPES_MAX_ARGCOUNT", "SIZEOF_TIME_T")
+    ]
 
 
 # ---- Types made at run time -------------------------------------------------------------
@@ -108,7 +111,11 @@ def carg_object(m, c):
 
 @probe
 def carg_reprs(m, c):
-    return [repr(m.c_int.from_param(3)), repr(m.c_char_p.from_param(b"x")), repr(m.byref(m.c_int()))]
+    return [
+        repr(m.c_int.from_param(3)),
+        repr(m.c_char_p.from_param(b"x")),
+        repr(m.byref(m.c_int())),
+    ]
 
 
 @probe
@@ -204,12 +211,20 @@ def bitfield_layouts(m, c):
     """Layouts where stock and gcc have disagreed (follow the running version's stock)."""
 
     class A(m.Structure):
-        _fields_ = [("a", m.c_int, 19), ("b", m.c_int, 1), ("c", m.c_int, 2), ("d", m.c_int, 16), ("e", m.c_byte)]
+        _fields_ = [
+            ("a", m.c_int, 19),
+            ("b", m.c_int, 1),
+            ("c", m.c_int, 2),
+            ("d", m.c_int, 16),
+            ("e", m.c_byte),
+        ]
 
     class B(m.Structure):
         _fields_ = [("a", m.c_uint8, 4), ("b", m.c_uint32, 30), ("c", m.c_uint8, 4)]
 
-    return [[m.sizeof(t), m.alignment(t), [getattr(t, f[0]).offset for f in t._fields_]] for t in (A, B)]
+    return [
+        [m.sizeof(t), m.alignment(t), [getattr(t, f[0]).offset for f in t._fields_]] for t in (A, B)
+    ]
 
 
 @probe
@@ -235,7 +250,10 @@ def variadic_unpromoted_extras(m, c):
     snprintf = m.CDLL(None).snprintf
     snprintf.argtypes = [m.c_char_p, m.c_size_t, m.c_char_p]
     buf = m.create_string_buffer(16)
-    return [outcome(lambda t=t: snprintf(buf, 16, b"%d", t(1))) for t in (m.c_float, m.c_short, m.c_bool, m.c_int)]
+    return [
+        outcome(lambda t=t: snprintf(buf, 16, b"%d", t(1)))
+        for t in (m.c_float, m.c_short, m.c_bool, m.c_int)
+    ]
 
 
 # ---- Errors -------------------------------------------------------------------------------
@@ -256,10 +274,18 @@ BAD_INPUTS = {
     "fields_not_sequence": lambda m: type(m.Structure)("S", (m.Structure,), {"_fields_": 5}),
     "fields_bad_item": lambda m: type(m.Structure)("S", (m.Structure,), {"_fields_": [("a",)]}),
     "fields_bad_type": lambda m: type(m.Structure)("S", (m.Structure,), {"_fields_": [("a", int)]}),
-    "bitfield_too_wide": lambda m: type(m.Structure)("S", (m.Structure,), {"_fields_": [("a", m.c_int, 33)]}),
-    "bitfield_on_double": lambda m: type(m.Structure)("S", (m.Structure,), {"_fields_": [("a", m.c_double, 3)]}),
-    "struct_too_many_init": lambda m: type(m.Structure)("S", (m.Structure,), {"_fields_": [("a", m.c_int)]})(1, 2),
-    "struct_bad_keyword": lambda m: type(m.Structure)("S", (m.Structure,), {"_fields_": [("a", m.c_int)]})(b=1),
+    "bitfield_too_wide": lambda m: type(m.Structure)(
+        "S", (m.Structure,), {"_fields_": [("a", m.c_int, 33)]}
+    ),
+    "bitfield_on_double": lambda m: type(m.Structure)(
+        "S", (m.Structure,), {"_fields_": [("a", m.c_double, 3)]}
+    ),
+    "struct_too_many_init": lambda m: type(m.Structure)(
+        "S", (m.Structure,), {"_fields_": [("a", m.c_int)]}
+    )(1, 2),
+    "struct_bad_keyword": lambda m: type(m.Structure)(
+        "S", (m.Structure,), {"_fields_": [("a", m.c_int)]}
+    )(b=1),
     "cast_int_type": lambda m: m.cast(1, int),
     "cast_float": lambda m: m.cast(1.5, m.c_void_p),
     "resize_small": lambda m: m.resize(m.c_int(), 2),
@@ -305,11 +331,12 @@ def errors(m, c):
 
 
 def run_probes() -> dict:
+    import _ctypes as c
     import ctypes as m
 
-    import _ctypes as c
-
-    return {name: outcome(lambda function=function: function(m, c)) for name, function in PROBES.items()}
+    return {
+        name: outcome(lambda function=function: function(m, c)) for name, function in PROBES.items()
+    }
 
 
 def implementation_answers(implementation: str) -> dict:
@@ -353,7 +380,7 @@ def differences(stock: dict, ours: dict) -> tuple[list[str], list[str]]:
                     found.append((f"{name}.{key}", value, other))
             continue
         if name == "made_types" and expected[0] == "ok" and got and got[0] == "ok":
-            for index, (value, other) in enumerate(zip(expected[1], got[1])):
+            for index, (value, other) in enumerate(zip(expected[1], got[1], strict=False)):
                 if value != other:
                     found.append((f"{name}.{index}", value, other))
             continue
@@ -363,7 +390,9 @@ def differences(stock: dict, ours: dict) -> tuple[list[str], list[str]]:
     for key, value, other in found:
         reason = known_reason(key.split(".")[0], value, other)
         line = f"{key}: stock {value}\n      ours  {other}"
-        (accepted if reason else unexplained).append(line + (f"\n      accepted: {reason}" if reason else ""))
+        (accepted if reason else unexplained).append(
+            line + (f"\n      accepted: {reason}" if reason else "")
+        )
     return unexplained, accepted
 
 
@@ -401,9 +430,11 @@ def main() -> int:
         return 0
     if "--dump" in sys.argv:
         path = sys.argv[sys.argv.index("--dump") + 1]
-        version = "%d.%d.%d" % sys.version_info[:3]
+        version = ".".join(map(str, sys.version_info[:3]))
         with open(path, "w") as file:
-            json.dump({"version": version, "answers": implementation_answers("stock")}, file, indent=1)
+            json.dump(
+                {"version": version, "answers": implementation_answers("stock")}, file, indent=1
+            )
         return 0
     if "--versions" in sys.argv:
         print(version_table(sys.argv[sys.argv.index("--versions") + 1 :]))
@@ -412,7 +443,7 @@ def main() -> int:
     found, accepted = differences(stock, ours)
     for line in found + (accepted if "-v" in sys.argv else []):
         print("  " + line)
-    version = "%d.%d.%d" % sys.version_info[:3]
+    version = ".".join(map(str, sys.version_info[:3]))
     print(
         f"version audit on {version}: {len(PROBES)} probes, {len(found)} differences from stock, "
         f"{len(accepted)} accepted ({', '.join(sorted({a.split(':')[0] for a in accepted}))})"

@@ -276,7 +276,8 @@ def c_declare_aggregate(agg: Aggregate) -> str:
             lines.append(f"    {c_type(t)} {name};")
     body = "\n".join(lines)
     if agg.pack:
-        return f"#pragma pack(push, {agg.pack})\ntypedef {agg.kind} {agg.name} {{\n{body}\n}} {agg.name};\n#pragma pack(pop)\n"
+        declaration = f"typedef {agg.kind} {agg.name} {{\n{body}\n}} {agg.name};\n"
+        return f"#pragma pack(push, {agg.pack})\n{declaration}#pragma pack(pop)\n"
     return f"typedef {agg.kind} {agg.name} {{\n{body}\n}} {agg.name};\n"
 
 
@@ -289,7 +290,7 @@ def c_fold_leaf(t, expr: str) -> str:
         if kind == "double":
             return f"{{ double v_ = {expr}; uint64_t b_; memcpy(&b_, &v_, 8); h = mix(h, b_); }}"
         if kind == "ldouble":
-            return f"{{ double v_ = (double)({expr}); uint64_t b_; memcpy(&b_, &v_, 8); h = mix(h, b_); }}"
+            return c_fold_leaf(SCALAR_BY_NAME["c_double"], f"(double)({expr})")
         if kind == "charp":
             return f"h = fold_str(h, {expr});"
         if kind == "wcharp":
@@ -369,9 +370,7 @@ def function_plan(sig: Signature) -> dict:
         if isinstance(t, Callback)
     }
     pointers = {
-        i: fill_plan(t.target, salt)
-        for i, t in enumerate(sig.argtypes)
-        if isinstance(t, PointerTo)
+        i: fill_plan(t.target, salt) for i, t in enumerate(sig.argtypes) if isinstance(t, PointerTo)
     }
     result = fill_plan(sig.restype, salt) if sig.restype is not None else []
     return {"callbacks": callbacks, "pointers": pointers, "result": result}
@@ -434,7 +433,10 @@ def c_function(sig: Signature) -> str:
             if t.restype is None:
                 lines.append(f"    h = {FNV}; {call};")
             else:
-                lines.append(f"    h = {FNV}; {{ {c_type(t.restype)} r_ = {call}; {c_fold_leaf(t.restype, 'r_')} }}")
+                lines.append(
+                    f"    h = {FNV}; {{ {c_type(t.restype)} r_ = {call}; "
+                    f"{c_fold_leaf(t.restype, 'r_')} }}"
+                )
         else:
             lines.append(f"    h = {FNV}; {c_fold_leaf(t, f'a{i}')}")
         lines.append(f"    fuzz_seen[{i}] = h; all = mix(all, h);")
@@ -485,9 +487,7 @@ def compile_library(source: str, folder: str, stem: str) -> str:
     with open(c_path, "w") as out:
         out.write(source)
     compiler = os.environ.get("CC") or shutil.which("gcc") or "cc"
-    subprocess.run(
-        [compiler, "-O1", "-w", "-shared", "-fPIC", "-o", so_path, c_path], check=True
-    )
+    subprocess.run([compiler, "-O1", "-w", "-shared", "-fPIC", "-o", so_path, c_path], check=True)
     return so_path
 
 
@@ -552,7 +552,9 @@ def plain_value(rng: random.Random, s: Scalar):
     kind = s.kind
     if kind in ("int", "uint"):
         lo, hi = int_range(s)
-        return rng.choice([lo, hi, 0, -1 if lo < 0 else 1, rng.randint(lo, hi), rng.randint(-99, 99) % (hi + 1)])
+        return rng.choice(
+            [lo, hi, 0, -1 if lo < 0 else 1, rng.randint(lo, hi), rng.randint(-99, 99) % (hi + 1)]
+        )
     if kind == "bool":
         return rng.choice([True, False])
     if kind == "char":
@@ -564,7 +566,15 @@ def plain_value(rng: random.Random, s: Scalar):
     if kind == "ptr":
         return rng.choice([None, 0, 1, 0xDEADBEEF, (1 << 47) - 8])
     if kind == "charp":
-        return rng.choice([None, b"", b"hello", b"\xff\x01abc", bytes(rng.randint(1, 255) for _ in range(rng.randint(0, 40)))])
+        return rng.choice(
+            [
+                None,
+                b"",
+                b"hello",
+                b"\xff\x01abc",
+                bytes(rng.randint(1, 255) for _ in range(rng.randint(0, 40))),
+            ]
+        )
     if kind == "wcharp":
         return rng.choice([None, "", "w\u00f6rld", "\u2603" * rng.randint(0, 9)])
     raise TypeError(s)
@@ -959,7 +969,9 @@ def object_program(m, types: Types, t, seed: str) -> list:
         elif op == "slice":
             step(lambda i=i, j=j: [leaf_values(t, x, m) for x in array[min(i, j) : max(i, j) + 1]])
         elif op == "pointer_slice":
-            step(lambda i=i, j=j: [leaf_values(t, x, m) for x in pointer[min(i, j) : max(i, j) + 1]])
+            step(
+                lambda i=i, j=j: [leaf_values(t, x, m) for x in pointer[min(i, j) : max(i, j) + 1]]
+            )
         elif op == "field_write" and isinstance(t, Aggregate):
             step(lambda i=i: fill_aggregate(rng, types, t, pointer[i]))
             step(lambda i=i: leaf_values(t, array[i], m))
@@ -967,16 +979,30 @@ def object_program(m, types: Types, t, seed: str) -> list:
             buffer = bytearray(m.string_at(m.addressof(array), m.sizeof(array)))
             step(lambda i=i, buffer=buffer: leaf_values(t, (element * n).from_buffer(buffer)[i], m))
             offset = rng.randrange(size + 2)
-            step(lambda buffer=buffer, offset=offset: leaf_values(t, element.from_buffer(buffer, offset), m))
+            step(
+                lambda buffer=buffer, offset=offset: leaf_values(
+                    t, element.from_buffer(buffer, offset), m
+                )
+            )
         elif op == "from_buffer_copy":
             data = m.string_at(m.addressof(array), m.sizeof(array))
-            step(lambda data=data: leaf_values(t, element.from_buffer_copy(data, size * (n - 1)), m))
+            step(
+                lambda data=data: leaf_values(t, element.from_buffer_copy(data, size * (n - 1)), m)
+            )
         elif op == "memmove":
-            step(lambda i=i, j=j: m.memmove(m.byref(array, i * size), m.byref(array, j * size), size) and None)
+            step(
+                lambda i=i, j=j: (
+                    m.memmove(m.byref(array, i * size), m.byref(array, j * size), size) and None
+                )
+            )
             step(lambda i=i: leaf_values(t, array[i], m))
         elif op == "pointer_arithmetic":
             address = m.addressof(array) + i * size
-            step(lambda address=address: leaf_values(t, m.cast(m.c_void_p(address), m.POINTER(element))[0], m))
+            step(
+                lambda address=address: leaf_values(
+                    t, m.cast(m.c_void_p(address), m.POINTER(element))[0], m
+                )
+            )
         elif op == "contents":
             step(lambda i=i: leaf_values(t, m.pointer(array[i]).contents, m))
         elif op == "resize":
@@ -1028,8 +1054,12 @@ def agrees(expected: dict | None, record: dict) -> bool:
     """True if a call's record is what gcc's callee saw and made (None: not known)."""
     if expected is None:
         return False
-    seen_ok = all(e is None or e == s for e, s in zip(expected["seen"], record["seen"]))
-    return seen_ok and record["result"] == expected["result"] and record["after"] == expected["after"]
+    seen_ok = all(
+        e is None or e == s for e, s in zip(expected["seen"], record["seen"], strict=False)
+    )
+    return (
+        seen_ok and record["result"] == expected["result"] and record["after"] == expected["after"]
+    )
 
 
 def child_main(args) -> int:
@@ -1044,8 +1074,16 @@ def child_main(args) -> int:
     libs = {m: m.CDLL(args.library) for m in modules}
     type_sets = {m: Types(m) for m in modules}
     counts = dict.fromkeys(
-        ["signatures", "calls", "object_programs", "bad_calls", "stock_wrong",
-         "both_differ_from_gcc", "mismatches"], 0
+        [
+            "signatures",
+            "calls",
+            "object_programs",
+            "bad_calls",
+            "stock_wrong",
+            "both_differ_from_gcc",
+            "mismatches",
+        ],
+        0,
     )
 
     def emit(kind, **payload):
@@ -1083,7 +1121,9 @@ def child_main(args) -> int:
             # Object operations on the types of this signature (not on stock's wrong layouts).
             object_types = [t.target if isinstance(t, PointerTo) else t for t in sig.argtypes]
             for k, t in enumerate(object_types):
-                if not isinstance(t, (Aggregate, Scalar)) or (isinstance(t, Scalar) and t not in FIELD_SCALARS):
+                if not isinstance(t, (Aggregate, Scalar)) or (
+                    isinstance(t, Scalar) and t not in FIELD_SCALARS
+                ):
                     continue
                 seed = f"objects:{args.seed}:{sig.index}:{k}"
                 emit("progress", index=sig.index, objects=k, module="both")
@@ -1104,7 +1144,10 @@ def child_main(args) -> int:
             for m in [ours] if only_ours else modules:
                 emit("progress", index=sig.index, call=j, module=m.__name__)
                 records[m] = run_call(cases[m], call_seed, with_argtypes, bad, errcheck)
-            (stock_record, stock_expected), (our_record, our_expected) = records[stock], records[ours]
+            (stock_record, stock_expected), (our_record, our_expected) = (
+                records[stock],
+                records[ours],
+            )
             ours_right = agrees(our_expected, our_record)
             if only_ours:
                 if bad or ours_right or our_record["result"] == refused_variadic(sig):
@@ -1145,14 +1188,17 @@ def describe(sig: Signature) -> str:
         if isinstance(t, Scalar):
             return t.ctypes_name
         if isinstance(t, Aggregate):
-            return f"{t.kind} {t.name}{' (late)' if t.late else ''}{f' pack {t.pack}' if t.pack else ''}"
+            late = " (late)" if t.late else ""
+            return f"{t.kind} {t.name}{late}{f' pack {t.pack}' if t.pack else ''}"
         if isinstance(t, PointerTo):
             return f"POINTER({name(t.target)})"
         if isinstance(t, Callback):
             return f"CFUNCTYPE({name(t.restype)}, {', '.join(name(a) for a in t.argtypes)})"
         return repr(t)
 
-    tail = f", ...[{', '.join(t.ctypes_name for t in sig.variadic_tail)}]" if sig.variadic_tail else ""
+    tail = (
+        f", ...[{', '.join(t.ctypes_name for t in sig.variadic_tail)}]" if sig.variadic_tail else ""
+    )
     return f"{name(sig.restype)} {sig.name}({', '.join(name(t) for t in sig.argtypes)}{tail})"
 
 
@@ -1160,8 +1206,18 @@ def run_seed(seed: int, options, folder: str) -> dict:
     signatures, generator = generate(seed, options.signatures)
     library = compile_library(c_source(signatures, generator), folder, f"fuzz{seed}")
     totals = dict.fromkeys(
-        ["signatures", "calls", "object_programs", "bad_calls", "stock_wrong", "stock_crashes",
-         "both_differ_from_gcc", "mismatches", "crashes"], 0
+        [
+            "signatures",
+            "calls",
+            "object_programs",
+            "bad_calls",
+            "stock_wrong",
+            "stock_crashes",
+            "both_differ_from_gcc",
+            "mismatches",
+            "crashes",
+        ],
+        0,
     )
     findings = []
     selected = [options.only] if options.only is not None else range(len(signatures))
@@ -1181,7 +1237,9 @@ def run_seed(seed: int, options, folder: str) -> dict:
                 "--stock-crashed", ",".join(map(str, sorted(stock_crashes))),
             ] + (["-v"] if options.verbose else [])  # fmt: skip
             try:
-                done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=options.timeout)
+                done = subprocess.run(
+                    command, env=env, capture_output=True, text=True, timeout=options.timeout
+                )
                 output, code = done.stdout, done.returncode
             except subprocess.TimeoutExpired as expired:
                 output, code = (expired.stdout or b"").decode(), "timeout"
@@ -1214,7 +1272,11 @@ def run_seed(seed: int, options, folder: str) -> dict:
                 totals["crashes"] += 1
                 stderr = done.stderr[-2000:] if code != "timeout" else "timeout"
                 findings.append(
-                    (mode, "crash", {"index": last, "exit": code, "in": last_step, "stderr": stderr})
+                    (
+                        mode,
+                        "crash",
+                        {"index": last, "exit": code, "in": last_step, "stderr": stderr},
+                    )
                 )
                 position = last + 1  # go on after the signature that crashed
     totals["mismatches"] = sum(1 for f in findings if f[1] == "mismatch")

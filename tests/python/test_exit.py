@@ -88,7 +88,8 @@ PROGRAMS = {
         lib.call_from_new_threads.argtypes = [CB, ctypes.c_int, ctypes.c_int]
         pid = os.fork()
         if pid == 0:
-            ok = strlen(b"hello") == 5 and lib.call_from_new_threads(doubled, 21, 3) == 2 * (21 + 22 + 23)
+            calls_back = lib.call_from_new_threads(doubled, 21, 3) == 2 * (21 + 22 + 23)
+            ok = strlen(b"hello") == 5 and calls_back
             os._exit(0 if ok else 1)
         _, status = os.waitpid(pid, 0)
         print("child", os.waitstatus_to_exitcode(status), strlen(b"hi"))

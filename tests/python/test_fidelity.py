@@ -97,7 +97,9 @@ def test_module_functions_are_named_as_stock(tmp_path):
 def test_array_and_pointer_types_take_the_callers_module():
     def names(m):
         # Fresh types: array and pointer types are cached, named by the first caller.
-        fresh_int, fresh_short = (type(n, (base,), {}) for n, base in [("i", m.c_int), ("s", m.c_short)])
+        fresh_int, fresh_short = (
+            type(n, (base,), {}) for n, base in [("i", m.c_int), ("s", m.c_short)]
+        )
         made = [fresh_int * 3, m.POINTER(fresh_short), type(m.pointer(fresh_int(1)))]
         made.append(m.create_string_buffer(4093).__class__)
         # (Side by side, the package on jitctypes is named `jitctypes.ctypes`.)
@@ -123,9 +125,9 @@ def test_classes_made_by_calling_the_metaclass_take_the_callers_module():
 
 
 def test_names_of_this_version_only():
-    from jitctypes import _ctypes as our_module
-
     import _ctypes as stock_module
+
+    from jitctypes import _ctypes as our_module
 
     assert hasattr(our_module, "SIZEOF_TIME_T") == hasattr(stock_module, "SIZEOF_TIME_T")
 

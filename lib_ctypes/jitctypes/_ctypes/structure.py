@@ -79,7 +79,9 @@ class _AggregateType(_CDataType):
 def _promote_fields(cls, anonymous_field) -> None:
     """Makes the fields of an anonymous member fields of `cls`, at their combined offset;
     members that are anonymous in turn are promoted through, as stock does."""
-    outer_type, _ctype, outer_offset, outer_index, _access, _bits = _rawffi.field_parts(anonymous_field)
+    outer_type, _ctype, outer_offset, outer_index, _access, _bits = _rawffi.field_parts(
+        anonymous_field
+    )
     inner_anonymous = outer_type.__dict__.get("_anonymous_", ())
     for inner_name in getattr(outer_type, "_jitctypes_field_names_", ()):
         inner = outer_type.__dict__.get(inner_name) or getattr(outer_type, inner_name)
