@@ -44,6 +44,7 @@ def outcome(action):
 def blank(value):
     """JSON-able, with addresses blanked."""
     if isinstance(value, str):
+        value = value.replace(sys.executable, "<python>")
         return re.sub(r"0x[0-9a-f]+|(?<=\()\d{9,}(?=\))", "0x…", value)
     if isinstance(value, (list, tuple)):
         return [blank(item) for item in value]
@@ -417,7 +418,15 @@ def version_table(paths: list[str]) -> str:
     flattened = {v: dict(flat(dumps[v])) for v in versions}
     keys = sorted(set().union(*flattened.values()))
     for key in keys:
-        values = [json.dumps(flattened[v].get(key, "absent"), ensure_ascii=False) for v in versions]
+        answers = [flattened[v].get(key, "absent") for v in versions]
+        if key.endswith("present") and all(isinstance(a, list) and a[0] == "ok" for a in answers):
+            # Name lists: what each version adds or drops relative to the first.
+            first = set(answers[0][1])
+            answers = [answers[0][1][:0]] + [
+                {"added": sorted(set(a[1]) - first), "dropped": sorted(first - set(a[1]))}
+                for a in answers[1:]
+            ]
+        values = [json.dumps(answer, ensure_ascii=False) for answer in answers]
         if len(set(values)) > 1:
             cells = [value.replace("|", "\\|")[:160] for value in values]
             lines.append(f"| `{key}` | {' | '.join(cells)} |")
