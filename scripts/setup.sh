@@ -17,4 +17,4 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet "maturin>=1.7,<2" "pytest>=8" "ruff>=0.6"
+.venv/bin/python -m pip install --quiet "maturin>=1.7,<2" "pytest>=8" "ruff>=0.6" "hypothesis>=6.100"

@@ -195,7 +195,11 @@ fn pack_of(cls: &Bound<'_, PyType>) -> PyResult<Option<usize>> {
     // A C int, from an int or any object with `__index__` (stock's `_PyLong_AsInt`).
     let pack = pack.extract::<i32>().ok();
     match pack {
-        Some(pack) if pack >= 0 => Ok(Some(pack as usize).filter(|&pack| pack != 0)),
+        // Past the largest alignment a C type has, packing changes nothing: stock takes
+        // such values, and they lay out as 16 does.
+        Some(pack) if pack >= 0 => {
+            Ok(Some((pack as usize).min(rawffi::layout::MAX_PACK)).filter(|&pack| pack != 0))
+        }
         _ => Err(PyValueError::new_err("_pack_ must be a non-negative integer")),
     }
 }

@@ -469,8 +469,15 @@ pub fn function_from_library<'py>(
         .map_err(|_| {
             PyValueError::new_err("could not convert the _handle attribute to a pointer")
         })?;
-    let address = crate::library::symbol_of_handle(handle, &name)
-        .map_err(pyo3::exceptions::PyAttributeError::new_err)?;
+    let address = crate::library::symbol_of_handle(handle, &name).map_err(|message| {
+        // Stock makes this error from dlerror()'s bytes, which hold the name: one that is
+        // not UTF-8 fails to decode there, and that UnicodeDecodeError is what it raises.
+        let read = name.split(|&byte| byte == 0).next().unwrap_or_default(); // (up to a NUL)
+        match std::str::from_utf8(read) {
+            Err(_) => undecodable(py, read),
+            Ok(_) => pyo3::exceptions::PyAttributeError::new_err(message),
+        }
+    })?;
     let paramflags = paramflags.filter(|flags| !flags.is_none());
     if let Some(paramflags) = &paramflags {
         let validate = paramflags_helpers(py)?.getattr(intern!(py, "_validate_paramflags"))?;
@@ -1121,4 +1128,12 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("FUNCFLAG_USE_ERRNO", FUNCFLAG_USE_ERRNO)?;
     module.add("FUNCFLAG_USE_LASTERROR", FUNCFLAG_USE_LASTERROR)?;
     Ok(())
+}
+
+/// The `UnicodeDecodeError` of decoding `bytes` as UTF-8 (which must fail).
+fn undecodable(py: Python<'_>, bytes: &[u8]) -> PyErr {
+    pyo3::types::PyBytes::new(py, bytes)
+        .call_method1(intern!(py, "decode"), ("utf-8",))
+        .err()
+        .unwrap_or_else(|| PyValueError::new_err("undecodable name"))
 }

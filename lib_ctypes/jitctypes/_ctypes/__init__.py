@@ -72,7 +72,14 @@ def dlopen(name=None, mode=RTLD_LOCAL, /):
         name = _os.fsdecode(name)
         if "\0" in name:
             raise ValueError("embedded null character")
-    return _dlopen(name, mode)
+    try:
+        return _dlopen(name, mode)
+    except OSError:
+        # Stock makes its OSError from dlerror()'s bytes, which hold the name: a name that
+        # is not UTF-8 makes that decoding fail, and the UnicodeDecodeError is what it raises.
+        if name is not None:
+            _os.fsencode(name).decode()
+        raise
 
 
 def dlsym(handle, name, /):

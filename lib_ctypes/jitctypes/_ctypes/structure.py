@@ -69,8 +69,14 @@ class _AggregateType(_CDataType):
         anonymous = cls.__dict__.get("_anonymous_")
         if anonymous is None:
             return
-        for name in anonymous:
-            descriptor = cls.__dict__.get(name)
+        try:
+            names = list(anonymous)
+        except TypeError:
+            raise TypeError("_anonymous_ must be a sequence") from None
+        for name in names:
+            # Stock looks each name up on the class: a non-str name is a TypeError there,
+            # an absent one an AttributeError.
+            descriptor = getattr(cls, name)
             if not isinstance(descriptor, _rawffi.CField):
                 raise AttributeError(f"'{name}' is specified in _anonymous_ but not in _fields_")
             _promote_fields(cls, descriptor)
