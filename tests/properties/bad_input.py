@@ -10,11 +10,10 @@ a crash, is stock's behaviour too.
 """
 
 import argparse
+import ctypes as stock  # noqa: I001 (after jitctypes.ctypes on purpose: both coexist)
 import gc
 import struct
 import sys
-
-import ctypes as stock  # noqa: I001 (after jitctypes.ctypes on purpose: both coexist)
 
 import jitctypes.ctypes as ours
 from hypothesis import HealthCheck, given, settings
