@@ -17,7 +17,15 @@
 //! the code page, at the same slot index, and is written when the thunk is handed out. So
 //! code is never writable while executable, and a freed thunk is reused by rewriting its
 //! two data words.
+//!
+//! A freed thunk first points at [`freed_callback`], which returns 0 and says once on stderr
+//! what happened, and waits in a queue behind [`QUARANTINE`] other freed thunks before it is
+//! handed out again: C code that calls a callback after the program dropped it (a classic
+//! ctypes bug, a crash with stock ctypes) then gets a zero instead of running freed state or
+//! another callback.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Bytes of code per thunk (the code is 18 bytes; slots are kept 32-byte aligned).
@@ -27,6 +35,8 @@ const PAGE: usize = 4096;
 const SLOTS: usize = PAGE / SLOT;
 /// Bytes of data per thunk: the data pointer, then the stub's address.
 const DATA: usize = 16;
+/// Freed thunks kept pointing at [`freed_callback`] before one is reused.
+const QUARANTINE: usize = 512;
 
 /// One thunk, handed out until dropped.
 pub struct Thunk {
@@ -44,22 +54,19 @@ impl Thunk {
     /// A thunk that calls `entry` with `data` in r15.
     pub fn new(data: usize, entry: usize) -> Result<Thunk, String> {
         let mut pool = pool().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (page, slot) = match pool.free.pop() {
+        let reusable = if pool.freed.len() > QUARANTINE { pool.freed.pop_front() } else { None };
+        let (page, slot) = match reusable.or_else(|| pool.fresh.pop()) {
             Some(free) => free,
             None => {
                 pool.pages.push(ThunkPage::new()?);
                 let page = pool.pages.len() - 1;
-                pool.free.extend((1..SLOTS).rev().map(|slot| (page, slot)));
+                pool.fresh.extend((1..SLOTS).rev().map(|slot| (page, slot)));
                 (page, 0)
             }
         };
         let base = pool.pages[page].base;
         // SAFETY: the slot's data cell is in the page's writable data half, not in use.
-        unsafe {
-            let cell = (base + PAGE + slot * DATA) as *mut usize;
-            cell.write(data);
-            cell.add(1).write(entry);
-        }
+        unsafe { write_cell(base, slot, data, entry) };
         Ok(Thunk { code: (base + slot * SLOT) as *const u8, page, slot })
     }
 
@@ -72,17 +79,51 @@ impl Thunk {
 impl Drop for Thunk {
     fn drop(&mut self) {
         let mut pool = pool().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        pool.free.push((self.page, self.slot));
+        let base = pool.pages[self.page].base;
+        // SAFETY: this slot's data cell, no longer handed out. A thread inside the thunk has
+        // read both words already (each is read once, before the stub runs).
+        unsafe { write_cell(base, self.slot, 0, freed_callback as *const () as usize) };
+        pool.freed.push_back((self.page, self.slot));
     }
+}
+
+/// Writes the data pointer and entry of thunk `slot` of the page at `base`.
+///
+/// # Safety
+/// `base` is a `ThunkPage`'s; the pool's lock is held.
+unsafe fn write_cell(base: usize, slot: usize, data: usize, entry: usize) {
+    // SAFETY: the slot's data cell is in the page's writable data half.
+    unsafe {
+        let cell = (base + PAGE + slot * DATA) as *mut usize;
+        cell.write(data);
+        cell.add(1).write(entry);
+    }
+}
+
+/// What a freed thunk calls: C called a callback after it was freed. Returns 0 (in rax;
+/// any other result registers are left as they are) and says so once. Never unwinds.
+extern "C" fn freed_callback() -> u64 {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        let message = b"jitctypes: C called a ctypes callback that was already freed; \
+            it returned 0 (keep a reference to a callback while C can call it)\n";
+        // SAFETY: a plain write of a static buffer to stderr; its result does not matter.
+        unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+    }
+    0
 }
 
 struct ThunkPool {
     pages: Vec<ThunkPage>,
-    free: Vec<(usize, usize)>,
+    /// Slots never handed out.
+    fresh: Vec<(usize, usize)>,
+    /// Freed slots, oldest first: reused only past [`QUARANTINE`] of them.
+    freed: VecDeque<(usize, usize)>,
 }
 
 fn pool() -> &'static Mutex<ThunkPool> {
-    static POOL: Mutex<ThunkPool> = Mutex::new(ThunkPool { pages: Vec::new(), free: Vec::new() });
+    static POOL: Mutex<ThunkPool> =
+        Mutex::new(ThunkPool { pages: Vec::new(), fresh: Vec::new(), freed: VecDeque::new() });
     &POOL
 }
 
@@ -193,14 +234,25 @@ mod tests {
     }
 
     #[test]
+    fn a_freed_thunk_returns_zero() {
+        let thunk = Thunk::new(0x77, return_r15 as *const () as usize).unwrap();
+        // SAFETY: as above.
+        let function: extern "C" fn() -> usize =
+            unsafe { std::mem::transmute(thunk.code_address()) };
+        assert_eq!(function(), 0x77);
+        drop(thunk);
+        assert_eq!(function(), 0, "a freed thunk calls `freed_callback`");
+    }
+
+    #[test]
     fn a_reused_slot_carries_its_new_data() {
         let entry = return_r15 as *const () as usize;
-        // More than a page's worth, freed and taken again: slots are reused (other tests
+        // More than the quarantine, freed and taken again: slots are reused (other tests
         // running at once may take some of them).
-        let first: Vec<Thunk> = (0..2 * SLOTS).map(|k| Thunk::new(k, entry).unwrap()).collect();
+        let count = QUARANTINE + 2 * SLOTS;
+        let first: Vec<Thunk> = (0..count).map(|k| Thunk::new(k, entry).unwrap()).collect();
         drop(first);
-        let second: Vec<Thunk> =
-            (0..2 * SLOTS).map(|k| Thunk::new(7 * k, entry).unwrap()).collect();
+        let second: Vec<Thunk> = (0..count).map(|k| Thunk::new(7 * k, entry).unwrap()).collect();
         for (k, thunk) in second.iter().enumerate() {
             // SAFETY: as above.
             let function: extern "C" fn() -> usize =

@@ -121,3 +121,30 @@ def test_exit_as_stock(name, c_library_paths, tmp_path):
     assert expected[0] in (0, 3), expected  # the program itself is right on stock
     for attempt in range(RUNS):
         assert run(script, "jitctypes") == expected, f"run {attempt + 1}"
+
+
+def test_callback_called_after_it_was_freed(c_library_paths, tmp_path):
+    """C calls a callback the program dropped: stock crashes (its closure's memory is freed
+    or reused); a freed thunk of ours returns 0 and says so once on stderr. (With the JIT
+    off, callbacks are libffi closures and behave as stock's.)"""
+    from jitctypes import _rawffi
+
+    if not _rawffi.jit_enabled():
+        pytest.skip("libffi closures (JITCTYPES_JIT=0) behave as stock's here")
+    script = tmp_path / "freed.py"
+    script.write_text(
+        "import ctypes, gc\n"
+        f"lib = ctypes.CDLL({c_library_paths['rawffi_test']!r})\n"
+        "cb = ctypes.CFUNCTYPE(None)(lambda: print('called'))\n"
+        "lib.store_callback(cb)\n"
+        "lib.run_stored_callback()\n"
+        "del cb\n"
+        "gc.collect()\n"
+        "for _ in range(3):\n"
+        "    lib.run_stored_callback()\n"
+        "print('survived')\n"
+    )
+    for _ in range(RUNS):
+        code, output = run(script, "jitctypes")
+        assert code == 0 and output.count("already freed") == 1, output
+        assert output.startswith("called\n") and "survived" in output
