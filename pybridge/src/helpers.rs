@@ -98,16 +98,28 @@ fn check_pointer_type(target: &Bound<'_, PyAny>) -> PyResult<()> {
             if ctype.is_pointer_type || simple_pointer {
                 return Ok(());
             }
+            return Err(not_a_pointer_type(Some(cls)));
         }
-        return Err(PyTypeError::new_err(format!(
-            "cast() argument 2 must be a pointer type, not {}",
-            cls.name()?
-        )));
+        // 3.13 names no type that is not a ctypes type.
+        let named = (target.py().version_info() < (3, 13)).then_some(cls);
+        return Err(not_a_pointer_type(named));
     }
-    Err(PyTypeError::new_err(format!(
+    let named = (target.py().version_info() < (3, 13)).then(|| target.get_type());
+    Err(not_a_pointer_type(named.as_ref()))
+}
+
+/// Stock's error for `cast`'s second argument, naming the type by its C name (our base
+/// classes carry stock's, `_ctypes.Structure`).
+fn not_a_pointer_type(named: Option<&Bound<'_, PyType>>) -> PyErr {
+    let Some(cls) = named else {
+        return PyTypeError::new_err("cast() argument 2 must be a pointer type");
+    };
+    // SAFETY: a live type's C name, a NUL-terminated string it owns.
+    let name = unsafe { std::ffi::CStr::from_ptr((*cls.as_type_ptr()).tp_name) };
+    PyTypeError::new_err(format!(
         "cast() argument 2 must be a pointer type, not {}",
-        target.get_type().name()?
-    )))
+        name.to_string_lossy()
+    ))
 }
 
 extern "C" {
