@@ -4,8 +4,8 @@
 # (`python -m jitctypes -m pytest ...`), compared per test by tests/corpus/compare.py:
 # every test that passes on stock must pass on jitctypes (exit status 1 otherwise).
 #
-#   scripts/corpus.sh           the whole corpus (~10 minutes on 2 cores)
-#   scripts/corpus.sh --short   the fast suites only (~3 minutes), for the main test run
+#   scripts/corpus.sh           the whole corpus (~6 minutes on 2 cores)
+#   scripts/corpus.sh --short   all but pycryptodome (~2 minutes), for the main test run
 #
 # Idempotent; run from anywhere, as root or with sudo. It installs the Debian libraries the
 # suites load, makes its own virtualenv .venv-corpus from .venv's interpreter (no system
@@ -37,16 +37,19 @@
 #   PySDL2 0.9.17      SDL2, SDL2_ttf/image/mixer/gfx via ctypes (a large API: structs,
 #                      unions, callbacks, RWops written in Python, pixel buffers), run with
 #                      SDL's dummy video and audio drivers; tests in the sdist.
+#   pyzbar 0.1.9 and   libzbar and libdmtx via ctypes: barcodes decoded from and encoded
+#   pylibdmtx 0.1.10   to images (pixel buffers, structs, symbol iterators); tests and their
+#                      images in the wheels; one suite, "barcodes".
 #   pycryptodome 4.5.0 (whole corpus only; ~100 s a run) every cipher, hash and
 #                      big-number primitive is C called through ctypes when cffi is absent
-#                      (it is not installed here); its self-tests ship in the wheel
-#                      (slow tests skipped).
+#                      (it is not installed here), mostly through functions without
+#                      argtypes; its self-tests, slow ones included, ship in the wheel.
 # Rejected: python-magic (the 0.4.27 sdist has no tests; older sdists ship tests without
 # their test data and refuse to run without an en_US.UTF-8 locale); pyusb (its tests that
 # run without the PyUSB test device use a mock backend in Python and never reach libusb);
 # glfw and psycopg 3 (their sdists ship no tests, and GitHub, where they are, is
-# unreachable); python-magic, pyusb and glfw would otherwise also need libmagic1,
-# libusb-1.0-0 and libglfw3.
+# unreachable), so libmagic1, libusb-1.0-0 and libglfw3 are not installed. Subprocesses
+# that a suite starts (none is Python with ctypes, as far as seen) would run on stock ctypes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -70,10 +73,11 @@ fi
 PACKAGES=(
     libarchive13                                       # libarchive-c
     gcc libc6-dev                                      # ctypesgen compiles its test libraries
-    xvfb xauth                                         # mss: a virtual X server
+    xvfb xauth lsof                                    # mss: a virtual X server; leak tests
     libx11-6 libxfixes3 libxrandr2                     # mss: Xlib backend
     libxcb1 libxcb-randr0 libxcb-render0 libxcb-shm0 libxcb-xfixes0   # mss: XCB backends
     libsdl2-2.0-0 libsdl2-ttf-2.0-0 libsdl2-image-2.0-0 libsdl2-mixer-2.0-0 libsdl2-gfx-1.0-0
+    libzbar0 libdmtx0b                                 # pyzbar, pylibdmtx
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -93,6 +97,15 @@ if [ ! -x .venv/bin/python ]; then
     exit 2
 fi
 jitctypes_dir=$(.venv/bin/python -c 'import os, jitctypes; print(os.path.dirname(jitctypes.__file__))')
+# Made anew if it is broken (its python, or a module of the suites, gone).
+imports="import pytest, libarchive, ifaddr, ctypesgen, numpy, hypothesis, llvmlite, mss, PIL"
+imports+=", sdl2, pyzbar.pyzbar, pylibdmtx.pylibdmtx, Crypto.Cipher.AES"
+if [ -e .venv-corpus ] && { [ ! -x .venv-corpus/bin/python ] \
+    || { [ -e .venv-corpus/corpus-requirements.txt ] \
+        && ! .venv-corpus/bin/python -c "$imports" 2>/dev/null; }; }; then
+    echo "corpus: .venv-corpus is broken: making it anew"
+    rm -rf .venv-corpus
+fi
 if [ ! -x .venv-corpus/bin/python ]; then
     base_python=$(.venv/bin/python -c 'import sys; print(sys._base_executable)')
     "$base_python" -m venv .venv-corpus
@@ -110,6 +123,7 @@ REQUIREMENTS=(
     llvmlite==0.46.0
     mss==10.2.0 pillow==12.1.1 PyVirtualDisplay==3.0
     PySDL2==0.9.17
+    pyzbar==0.1.9 pylibdmtx==0.1.10
     pycryptodome==4.5.0
 )
 stamp=.venv-corpus/corpus-requirements.txt
@@ -179,7 +193,7 @@ common=(-q -p no:cacheprovider)
 compare libarchive-c "$src/libarchive-c-5.1" -- "${common[@]}" tests
 compare ifaddr "$src/ifaddr-0.2.0" -- "${common[@]}" ifaddr
 compare ctypesgen "$src/ctypesgen-1.1.1" -- "${common[@]}" tests/testsuite.py
-mkdir -p target/corpus/run/numpy target/corpus/run/llvmlite target/corpus/run/pycryptodome
+for dir in numpy llvmlite barcodes pycryptodome; do mkdir -p "target/corpus/run/$dir"; done
 compare numpy target/corpus/run/numpy -- "${common[@]}" --pyargs numpy.tests.test_ctypeslib \
     numpy._core.tests.test_dtype numpy._core.tests.test_multiarray \
     -k "ctypes or CTypes or ctypeslib"
@@ -189,9 +203,11 @@ compare llvmlite target/corpus/run/llvmlite -- "${common[@]}" \
 compare mss "$src/mss-10.2.0" --env "DISPLAY=:$display" -- "${common[@]}" -o addopts= src/tests
 compare PySDL2 "$src/pysdl2-0.9.17" --env SDL_VIDEODRIVER=dummy --env SDL_AUDIODRIVER=dummy \
     -- "${common[@]}" sdl2/test
+compare barcodes target/corpus/run/barcodes -- "${common[@]}" \
+    --pyargs pyzbar.tests pylibdmtx.tests
 if [ "$short" = 0 ]; then
     compare pycryptodome target/corpus/run/pycryptodome -- "${common[@]}" \
-        -p Crypto.SelfTest.plugin --skip-slow-tests --pyargs Crypto.SelfTest
+        -p Crypto.SelfTest.plugin --pyargs Crypto.SelfTest
 fi
 
 echo

@@ -474,6 +474,9 @@ pub fn function_from_library<'py>(
         // not UTF-8 fails to decode there, and that UnicodeDecodeError is what it raises.
         let read = name.split(|&byte| byte == 0).next().unwrap_or_default(); // (up to a NUL)
         match std::str::from_utf8(read) {
+            Err(_) if before_decode_errors_surface(py) => {
+                pyo3::exceptions::PyAttributeError::new_err(())
+            }
             Err(_) => undecodable(py, read),
             Ok(_) => pyo3::exceptions::PyAttributeError::new_err(message),
         }
@@ -1128,6 +1131,13 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("FUNCFLAG_USE_ERRNO", FUNCFLAG_USE_ERRNO)?;
     module.add("FUNCFLAG_USE_LASTERROR", FUNCFLAG_USE_LASTERROR)?;
     Ok(())
+}
+
+/// True where CPython's `PyErr_SetString` turns a message it cannot decode into an
+/// exception without arguments (`AttributeError()`); later releases raise the decoding's
+/// `UnicodeDecodeError` instead. Seen on 3.11.2, not on 3.11.7 (the releases tested here).
+fn before_decode_errors_surface(py: Python<'_>) -> bool {
+    py.version_info() < (3, 11, 7)
 }
 
 /// The `UnicodeDecodeError` of decoding `bytes` as UTF-8 (which must fail).

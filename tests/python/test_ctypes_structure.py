@@ -132,8 +132,25 @@ def test_anonymous_members():
     outer = Outer()
     outer.i = 7
     assert outer.u.i == 7 and Outer.i.offset == 4
-    with pytest.raises(AttributeError, match="specified in _anonymous_ but not in _fields_"):
-        type("Bad", (ours.Structure,), {"_anonymous_": ("x",), "_fields_": []})
+
+
+@pytest.mark.parametrize(
+    "anonymous,field_code",
+    [(("x",), None), (b"\x00", None), (5, None), (("a",), "i"), ("a", "i")],
+)
+def test_bad_anonymous_members_as_stock(anonymous, field_code):
+    def define(module, types):
+        fields = [("a", types[field_code])] if field_code else []
+        type("Bad", (module.Structure,), {"_anonymous_": anonymous, "_fields_": fields})
+
+    def outcome(module, types):
+        try:
+            define(module, types)
+        except Exception as error:  # comparing exceptions is the point
+            return type(error).__name__, str(error)
+        return "ok"
+
+    assert outcome(ours, OURS) == outcome(stock, STOCK)
 
 
 def test_initializers_and_finality_match_stock():

@@ -76,9 +76,15 @@ def dlopen(name=None, mode=RTLD_LOCAL, /):
         return _dlopen(name, mode)
     except OSError:
         # Stock makes its OSError from dlerror()'s bytes, which hold the name: a name that
-        # is not UTF-8 makes that decoding fail, and the UnicodeDecodeError is what it raises.
+        # is not UTF-8 makes that decoding fail, and the UnicodeDecodeError is what it
+        # raises (before 3.11.7, as far as tested: an OSError without arguments).
         if name is not None:
-            _os.fsencode(name).decode()
+            try:
+                _os.fsencode(name).decode()
+            except UnicodeDecodeError:
+                if _sys.version_info < (3, 11, 7):
+                    raise OSError() from None
+                raise
         raise
 
 

@@ -88,6 +88,7 @@ def _promote_fields(cls, anonymous_field) -> None:
     outer_type, _ctype, outer_offset, outer_index, _access, _bits = _rawffi.field_parts(
         anonymous_field
     )
+    outer_type._fields_  # noqa: B018 (stock reads it first: an AttributeError for a scalar)
     inner_anonymous = outer_type.__dict__.get("_anonymous_", ())
     for inner_name in getattr(outer_type, "_jitctypes_field_names_", ()):
         inner = outer_type.__dict__.get(inner_name) or getattr(outer_type, inner_name)
