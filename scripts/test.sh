@@ -3,7 +3,8 @@
 # the C test library, 10,000 random signatures against gcc), then the Python package
 # built and installed with pip and its pytest suite, on the JIT path and on libffi, the
 # whole-stack differential fuzzer and the version audit (stock vs jitctypes), CPython's
-# own ctypes test suite on jitctypes (outcomes must equal a stock run, per test),
+# own ctypes test suite on jitctypes (outcomes must equal a stock run, per test), the test
+# suites of real ctypes-heavy packages compared per test with stock, a debug CPython,
 # pyglet's examples under Xvfb (scripts/pyglet-examples.sh installs Xvfb, Mesa and pyglet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,12 @@ JITCTYPES_JIT=0 .venv/bin/python -m jitctypes.conformance --compare "$baseline"
 
 echo "== pyglet's example programs on jitctypes under Xvfb, compared with stock (issue 6)"
 scripts/pyglet-examples.sh
+
+echo "== Real packages' test suites on stock and on jitctypes, compared per test (the short corpus)"
+scripts/corpus.sh --short
+
+echo "== A debug CPython (Py_DEBUG assertions): pytest and CPython's ctypes suite as stock"
+scripts/debug-cpython.sh
 
 # The conformance suite on another CPython (its own venv and target dir), if this machine
 # has it: pyenv's shim exists even where a version is not selected, so the first candidate
