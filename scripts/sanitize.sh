@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Memory errors under valgrind memcheck (AddressSanitizer needs a nightly Rust for our own
+# code and cannot be loaded into an unsanitized CPython; memcheck sees both). Runs the Rust
+# tests of `jit` and `rawffi` (the differential tests with fewer signatures) and pytest
+# files on jitctypes under memcheck, then keeps the errors that involve our code: a frame of
+# the extension, of `jit`/`rawffi`, or of compiled stubs (frames valgrind cannot name, `???`,
+# inside the process's anonymous executable mappings). CPython's own reports without a
+# suppression file (its small-int and GC internals) are counted apart, not failed on.
+#
+#   scripts/sanitize.sh            # the short run of the test command
+#   scripts/sanitize.sh --long     # every pytest file (about an hour on 2 cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || {
+    sudo_if_needed=""
+    [ "$(id -u)" = 0 ] || sudo_if_needed="sudo"
+    $sudo_if_needed apt-get install -y -q valgrind >/dev/null
+}
+logs=target/sanitize
+rm -rf "$logs"
+mkdir -p "$logs"
+memcheck=(valgrind --tool=memcheck --smc-check=all-non-file --leak-check=no --track-origins=yes --num-callers=40
+    --error-limit=no --log-file="$PWD/$logs/memcheck.%p.log")
+
+echo "== Rust tests of jit and rawffi under memcheck"
+JITCTYPES_DIFF_COUNT=150 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="${memcheck[*]}" \
+    cargo test --quiet -p jit -p rawffi 2>&1 | grep -E "^test result|FAILED|panicked" || true
+
+echo "== pytest on jitctypes under memcheck"
+if [ "${1:-}" = "--long" ]; then
+    files=(tests/python/test_*.py)
+else
+    files=(tests/python/test_fidelity.py tests/python/test_entry_stubs.py
+        tests/python/test_callbacks.py tests/python/test_data_fast_paths.py
+        tests/python/test_ctypes_pointer.py tests/python/test_ctypes_array.py)
+fi
+PYTHONMALLOC=malloc "${memcheck[@]}" .venv/bin/python -m pytest -q -p no:cacheprovider \
+    -p no:faulthandler "${files[@]}" 2>&1 | tail -1
+
+.venv/bin/python - "$logs" <<'EOF'
+"""Sorts memcheck's reports: those with a frame of ours fail the run."""
+import pathlib, re, sys
+
+OURS = re.compile(r"_rawffi\.cpython|lib_rawffi|pybridge|\brawffi::|\bjit::|/jit/src/|/rawffi/src/|\?\?\?")
+ours, theirs = [], 0
+for log in sorted(pathlib.Path(sys.argv[1]).glob("memcheck.*.log")):
+    text = log.read_text(errors="replace")
+    for block in re.split(r"\n==\d+== \n", text):
+        lines = [line for line in block.splitlines() if re.match(r"==\d+== ", line)]
+        body = "\n".join(lines)
+        if not re.search(r"Invalid (read|write|free)|uninitialised|Mismatched free|overlap", body):
+            continue
+        if OURS.search(body):
+            ours.append(f"{log.name}:\n{body}")
+        else:
+            theirs += 1
+for report in ours:
+    print(report, "\n")
+print(f"memcheck: {len(ours)} reports involving jitctypes, {theirs} inside CPython alone")
+sys.exit(1 if ours else 0)
+EOF
