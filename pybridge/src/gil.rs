@@ -51,6 +51,9 @@ static INSIDE: AtomicUsize = AtomicUsize::new(0);
 thread_local! {
     /// True on the thread that ran [`close_for_exit`]: it finalises, and may go on.
     static EXITING_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// This thread's share of [`INSIDE`] (a callback's Python code may call C, and take the
+    /// GIL back through [`restore_thread`] inside the callback's [`enter`]).
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
 /// How long the exit hook waits for the threads inside to finish with Python. A callback
@@ -67,8 +70,13 @@ pub fn exit_started() -> bool {
 /// the thread forever if the interpreter is exiting and this is not the exiting thread.
 pub fn enter() {
     INSIDE.fetch_add(1, Ordering::SeqCst);
+    let depth = DEPTH.with(|depth| {
+        depth.set(depth.get() + 1);
+        depth.get()
+    });
     if EXIT_STARTED.load(Ordering::SeqCst) && !EXITING_THREAD.with(Cell::get) {
-        INSIDE.fetch_sub(1, Ordering::SeqCst);
+        // Parked for good: its whole share, nested entries included, is out of Python.
+        INSIDE.fetch_sub(depth, Ordering::SeqCst);
         park_forever();
     }
 }
@@ -76,6 +84,7 @@ pub fn enter() {
 /// The end of what [`enter`] began (the thread has given the GIL back or holds it outside
 /// any frame of ours).
 pub fn leave() {
+    DEPTH.with(|depth| depth.set(depth.get() - 1));
     INSIDE.fetch_sub(1, Ordering::SeqCst);
 }
 

@@ -100,8 +100,10 @@ fn check_pointer_type(target: &Bound<'_, PyAny>) -> PyResult<()> {
             }
             return Err(not_a_pointer_type(Some(cls)));
         }
-        // 3.13 names no type that is not a ctypes type.
-        let named = (target.py().version_info() < (3, 13)).then_some(cls);
+        // 3.13 names no type that is not a ctypes type (an abstract one, `Structure`, is).
+        let named = (target.py().version_info() < (3, 13)
+            || crate::known_types::is_cdata_class(cls))
+        .then_some(cls);
         return Err(not_a_pointer_type(named));
     }
     let named = (target.py().version_info() < (3, 13)).then(|| target.get_type());

@@ -6,6 +6,7 @@ must be stock's every time (a crash, an abort or a hang is always a failure)."""
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,20 @@ PROGRAMS = {
         time.sleep(0.1)
         import atexit
         atexit.register(lambda: print("handler", len(calls) > 0))
+    """,
+    # Callbacks that call C themselves (their GIL released and taken back inside the
+    # callback): the exit waits for no thread parked inside one.
+    "callbacks_calling_c_at_exit": """
+        CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)
+        def body(i):
+            for _ in range(20):
+                libc.labs(-i)  # no argtypes: the general path
+            return i
+        cb = CB(body)
+        lib.start_callback_threads.argtypes = [CB, ctypes.c_int, ctypes.c_int]
+        lib.start_callback_threads(cb, 4, 10)
+        time.sleep(0.2)
+        print("done")
     """,
     # Daemon Python threads inside C calls through the general path (no argtypes).
     "daemon_threads_general_path": """
@@ -103,12 +118,20 @@ libc = ctypes.CDLL(None)
 """
 
 
+# Longest a run of ours may take, in seconds: the exit hook waits at most 2 s for threads
+# inside Python, and none of these programs should make it wait.
+SLOWEST_RUN = 1.8
+
+
 def run(script: Path, implementation: str) -> tuple[int, str]:
     command = [sys.executable]
     if implementation == "jitctypes":
         command += ["-m", "jitctypes"]
     command.append(str(script))
+    started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
+    took = time.monotonic() - started
+    assert implementation == "stock" or took < SLOWEST_RUN, f"ran {took:.1f} s"
     return done.returncode, done.stdout + done.stderr
 
 
