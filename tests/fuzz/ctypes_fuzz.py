@@ -309,7 +309,10 @@ def c_fold_leaf(t, expr: str) -> str:
         return "".join(c_fold_leaf(t.element, f"{expr}[{i}]") for i in range(t.length))
     if isinstance(t, Aggregate):
         if t.kind == "union":
-            return f"h = fold_bytes(h, &({expr}), sizeof({expr}));"
+            # The bytes some member covers: the tail past the largest member is padding,
+            # which a union passed in registers does not carry (gcc may leave it garbage).
+            sizes = ", ".join(f"sizeof(({expr}).{name})" for name, _ in t.fields)
+            return f"h = fold_bytes(h, &({expr}), max_of({len(t.fields)}, {sizes}));"
         return "".join(c_fold_leaf(ft, f"{expr}.{fn}") for fn, ft in t.fields)
     raise TypeError(t)
 
@@ -399,6 +402,14 @@ static uint64_t fold_wstr(uint64_t h, const wchar_t *s) {
     if (!s) return mix(h, 0xdead);
     for (; *s; s++) h = mix(h, (uint64_t)*s);
     return mix(h, 0);
+}
+static size_t max_of(int count, ...) {
+    va_list sizes;
+    va_start(sizes, count);
+    size_t most = 0;
+    for (int i = 0; i < count; i++) { size_t size = va_arg(sizes, size_t); if (size > most) most = size; }
+    va_end(sizes);
+    return most;
 }
 static uint64_t fold_bytes(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;
@@ -648,7 +659,8 @@ def fold_object(h: int, t, obj, m) -> int:
         return h
     if isinstance(t, Aggregate):
         if t.kind == "union":
-            for b in m.string_at(m.addressof(obj), m.sizeof(obj)):
+            covered = max(getattr(type(obj), name).size for name, _ in t.fields)
+            for b in m.string_at(m.addressof(obj), covered):
                 h = mix(h, b)
             return h
         for name, ft in t.fields:
