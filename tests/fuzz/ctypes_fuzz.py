@@ -407,7 +407,10 @@ static size_t max_of(int count, ...) {
     va_list sizes;
     va_start(sizes, count);
     size_t most = 0;
-    for (int i = 0; i < count; i++) { size_t size = va_arg(sizes, size_t); if (size > most) most = size; }
+    for (int i = 0; i < count; i++) {
+        size_t size = va_arg(sizes, size_t);
+        if (size > most) most = size;
+    }
     va_end(sizes);
     return most;
 }
