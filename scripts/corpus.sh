@@ -64,11 +64,6 @@ case "${1:-}" in
     ;;
 esac
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-    sudo=sudo
-fi
-
 # -- Debian packages: the C libraries the suites load, Xvfb for mss, gcc for ctypesgen
 PACKAGES=(
     libarchive13                                       # libarchive-c
@@ -79,17 +74,7 @@ PACKAGES=(
     libsdl2-2.0-0 libsdl2-ttf-2.0-0 libsdl2-image-2.0-0 libsdl2-mixer-2.0-0 libsdl2-gfx-1.0-0
     libzbar0 libdmtx0b                                 # pyzbar, pylibdmtx
 )
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
-        || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "corpus: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -qq
-    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/install-debian-packages.sh "${PACKAGES[@]}"
 
 # -- The corpus virtualenv, seeing .venv's jitctypes (installed there, not rebuilt here)
 if [ ! -x .venv/bin/python ]; then

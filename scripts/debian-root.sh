@@ -40,7 +40,7 @@ ensure() {
     if [ -x "$root/usr/bin/python3.15" ] && [ -f "$root/.jitctypes-complete" ]; then
         return
     fi
-    command -v debootstrap >/dev/null || as_root apt-get install -y -q debootstrap >/dev/null
+    scripts/install-debian-packages.sh debootstrap
     as_root rm -rf "$root"
     mkdir -p "$(dirname "$root")"
     echo "debian-root: debootstrap sid into $root"

@@ -12,12 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v python3.11-dbg >/dev/null || ! python3.11-dbg -c 'import ctypes.test' 2>/dev/null; then
-    sudo_if_needed=""
-    [ "$(id -u)" = 0 ] || sudo_if_needed="sudo"
-    $sudo_if_needed apt-get install -y -q python3.11-dbg python3.11-dev python3.11-venv \
-        libpython3.11-testsuite >/dev/null
-fi
+scripts/install-debian-packages.sh python3.11-dbg python3.11-dev python3.11-venv \
+    libpython3.11-testsuite
 [ -x .venv-dbg/bin/python ] || python3.11-dbg -m venv .venv-dbg
 .venv-dbg/bin/python -m pip install --quiet "maturin>=1.7,<2" "pytest>=8" "hypothesis>=6.100"
 

@@ -11,11 +11,7 @@
 #   scripts/sanitize.sh --long     # every pytest file (about an hour on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v valgrind >/dev/null || {
-    sudo_if_needed=""
-    [ "$(id -u)" = 0 ] || sudo_if_needed="sudo"
-    $sudo_if_needed apt-get install -y -q valgrind >/dev/null
-}
+scripts/install-debian-packages.sh valgrind
 logs=target/sanitize
 rm -rf "$logs"
 mkdir -p "$logs"
@@ -23,8 +19,10 @@ memcheck=(valgrind --tool=memcheck --smc-check=all-non-file --leak-check=no --tr
     --error-limit=no --log-file="$PWD/$logs/memcheck.%p.log")
 
 echo "== Rust tests of jit and rawffi under memcheck"
+# (Their verdicts are printed, not failed on: memcheck computes x87 `long double` in 64 bits,
+# so the long double cases of the callback differential test differ under it.)
 JITCTYPES_DIFF_COUNT=150 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="${memcheck[*]}" \
-    cargo test --quiet -p jit -p rawffi 2>&1 | grep -E "^test result|FAILED|panicked" || true
+    cargo test --quiet -p jit -p rawffi 2>&1 | grep -E "^test result|FAILED" || true
 
 echo "== pytest on jitctypes under memcheck"
 if [ "${1:-}" = "--long" ]; then
@@ -35,7 +33,7 @@ else
         tests/python/test_ctypes_pointer.py tests/python/test_ctypes_array.py)
 fi
 PYTHONMALLOC=malloc "${memcheck[@]}" .venv/bin/python -m pytest -q -p no:cacheprovider \
-    -p no:faulthandler "${files[@]}" 2>&1 | tail -1
+    -o faulthandler_timeout=0 "${files[@]}" 2>&1 | tail -1
 
 .venv/bin/python - "$logs" <<'EOF'
 """Sorts memcheck's reports: those with a frame of ours fail the run."""

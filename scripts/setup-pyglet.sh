@@ -17,17 +17,7 @@ PACKAGES=(
     xdotool                                     # synthetic key/mouse input for the examples
 )
 
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
-        || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "setup-pyglet: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/install-debian-packages.sh "${PACKAGES[@]}"
 
 if [ ! -x .venv/bin/python ]; then
     scripts/setup.sh

@@ -14,6 +14,18 @@ import pytest
 RUNS = 20
 TIMEOUT = 30
 
+DAEMON_THREADS_IN_C = textwrap.dedent(
+    """
+    def worker():
+        while True:
+            lib.usleep_for(200)
+    for _ in range(4):
+        threading.Thread(target=worker, daemon=True).start()
+    time.sleep(0.2)
+    print("done")
+    """
+)
+
 # Each program gets the test library's path as `LIBRARY`.
 PROGRAMS = {
     # C threads call back forever; the interpreter exits while they do (the issue's repro).
@@ -51,26 +63,9 @@ PROGRAMS = {
         print("done")
     """,
     # Daemon Python threads inside C calls through the general path (no argtypes).
-    "daemon_threads_general_path": """
-        def worker():
-            while True:
-                lib.usleep_for(200)
-        for _ in range(4):
-            threading.Thread(target=worker, daemon=True).start()
-        time.sleep(0.2)
-        print("done")
-    """,
+    "daemon_threads_general_path": DAEMON_THREADS_IN_C,
     # The same through the fast path and compiled entry stubs (argtypes).
-    "daemon_threads_fast_path": """
-        lib.usleep_for.argtypes = [ctypes.c_int]
-        def worker():
-            while True:
-                lib.usleep_for(200)
-        for _ in range(4):
-            threading.Thread(target=worker, daemon=True).start()
-        time.sleep(0.2)
-        print("done")
-    """,
+    "daemon_threads_fast_path": "lib.usleep_for.argtypes = [ctypes.c_int]\n" + DAEMON_THREADS_IN_C,
     # `os._exit` while C threads call back.
     "os_exit_with_callbacks": """
         CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)
