@@ -5,6 +5,7 @@
 # whole-stack differential fuzzer and the version audit (stock vs jitctypes), CPython's
 # own ctypes test suite on jitctypes (outcomes must equal a stock run, per test), the test
 # suites of real ctypes-heavy packages compared per test with stock, a debug CPython,
+# memcheck over two pytest files,
 # pyglet's examples under Xvfb (scripts/pyglet-examples.sh installs Xvfb, Mesa and pyglet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +52,9 @@ scripts/corpus.sh --short
 
 echo "== A debug CPython (Py_DEBUG assertions): pytest and CPython's ctypes suite as stock"
 scripts/debug-cpython.sh
+
+echo "== Memory errors under valgrind memcheck (the short run; scripts/sanitize.sh for more)"
+scripts/sanitize.sh --short
 
 # The conformance suite on another CPython (its own venv and target dir), if this machine
 # has it: pyenv's shim exists even where a version is not selected, so the first candidate
