@@ -24,8 +24,9 @@ class _CDataType(type):
 
     def __new__(mcls, name, bases, namespace, **kwargs):
         if "__module__" not in namespace:
-            # Made by calling the metaclass (`type(name, bases, ns)`): `type.__new__` would
-            # take this frame's module; stock's C metaclass leaves the caller's.
+            # Made by calling the metaclass (`type(name, bases, ns)`, and the array and
+            # pointer types `_ctypes` makes): `type.__new__` would take this frame's module;
+            # stock's C metaclasses leave the caller's.
             namespace = {**namespace, "__module__": caller_module()}
         cls = super().__new__(mcls, name, bases, namespace, **kwargs)
         if SET_UP_IN_INIT:
@@ -129,16 +130,15 @@ def array_type(element: type, length: int) -> type:
         from jitctypes._ctypes.array import Array
 
         name = f"{element.__name__}_Array_{length}"
-        namespace = {"_length_": length, "_type_": element, "__module__": caller_module()}
-        cached = type(Array)(name, (Array,), namespace)
+        cached = type(Array)(name, (Array,), {"_length_": length, "_type_": element})
         _array_types[key] = cached
     return cached
 
 
 def caller_module() -> str | None:
-    """The `__name__` of the module whose code asked for a type that `_ctypes` makes (an
-    array or pointer type): stock makes them in C, so `type.__new__` takes `__module__`
-    from the caller's globals. Our own frames in between are skipped."""
+    """The `__name__` of the module whose code asked for a new ctypes class: stock makes
+    classes in C, so `type.__new__` takes `__module__` from that code's globals. Our own
+    frames in between (`POINTER`, `T * n`, the metaclass) are skipped."""
     frame = sys._getframe(1)
     while frame is not None:
         name = frame.f_globals.get("__name__")

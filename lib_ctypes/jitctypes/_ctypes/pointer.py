@@ -3,7 +3,7 @@
 in Rust (``_rawffi._Pointer``)."""
 
 from jitctypes import _rawffi
-from jitctypes._ctypes.basics import _CDataType, caller_module
+from jitctypes._ctypes.basics import _CDataType
 
 # POINTER(T) → its class; incomplete types (POINTER("name")) are keyed by id(class), as
 # stock ctypes keys them, so that `ctypes.SetPointerType` can find them.
@@ -51,13 +51,12 @@ def POINTER(target):  # noqa: N802 (stock's name)
     if found is not None:
         return found
     if isinstance(target, str):
-        result = PyCPointerType(f"LP_{target}", (_Pointer,), {"__module__": caller_module()})
+        result = PyCPointerType(f"LP_{target}", (_Pointer,), {})
         _pointer_type_cache[id(result)] = result
         return result
     if not isinstance(target, type):
         raise TypeError("must be a ctypes type")
-    namespace = {"_type_": target, "__module__": caller_module()}
-    result = PyCPointerType(f"LP_{target.__name__}", (_Pointer,), namespace)
+    result = PyCPointerType(f"LP_{target.__name__}", (_Pointer,), {"_type_": target})
     _pointer_type_cache[target] = result
     return result
 
