@@ -1240,6 +1240,7 @@ def run_seed(seed: int, options, folder: str) -> dict:
     for mode in options.modes:
         env = dict(os.environ, **modes[mode])
         stock_crashes: set[int] = set()
+        suspects: dict[int, bool] = {}  # crashes first seen in ours, rerun with ours alone
         position = selected[0] if options.only is not None else 0
         stop = (options.only + 1) if options.only is not None else len(signatures)
         while position < stop:
@@ -1272,18 +1273,20 @@ def run_seed(seed: int, options, folder: str) -> dict:
                     counted = record.get("counted") or record["done"]
             for key, value in counted.items():
                 totals[key] += value
-            stock_crashed = (
-                not finished and last_step is not None and last_step.get("module") == "ctypes"
-            )
             if finished:
                 position = chunk_stop
-            elif stock_crashed and last not in stock_crashes:
-                # Stock's own crash (its union and bit-field passing): the signature runs
-                # again with ours alone, checked against gcc's view.
+            elif last not in stock_crashes:
+                # Stock's own crash (its union and bit-field passing), or one of ours right
+                # after stock's call of the same signature, which may have corrupted memory
+                # (a MEMORY-class union result written short, say): the signature runs again
+                # with ours alone, checked against gcc's view. A crash then is ours.
                 stock_crashes.add(last)
+                suspects[last] = last_step is None or last_step.get("module") != "ctypes"
                 totals["stock_crashes"] += 1
                 position = last
             else:
+                if suspects.pop(last, False):
+                    totals["stock_crashes"] -= 1  # it crashed with ours alone too
                 totals["crashes"] += 1
                 stderr = done.stderr[-2000:] if code != "timeout" else "timeout"
                 findings.append(
