@@ -281,27 +281,41 @@ def c_declare_aggregate(agg: Aggregate) -> str:
     return f"typedef {agg.kind} {agg.name} {{\n{body}\n}} {agg.name};\n"
 
 
+# How the callee folds a scalar of each kind (`{e}` is its expression): floats by their bits,
+# `long double` as a double, strings up to the NUL, integers sign- or zero-extended.
+FOLD_SCALAR = {
+    "float": "{{ float v_ = {e}; uint32_t b_; memcpy(&b_, &v_, 4); h = mix(h, b_); }}",
+    "double": "{{ double v_ = {e}; uint64_t b_; memcpy(&b_, &v_, 8); h = mix(h, b_); }}",
+    "ldouble": "{{ double v_ = (double)({e}); uint64_t b_; memcpy(&b_, &v_, 8); h = mix(h, b_); }}",
+    "charp": "h = fold_str(h, {e});",
+    "wcharp": "h = fold_wstr(h, {e});",
+    "ptr": "h = mix(h, (uint64_t)(uintptr_t)({e}));",
+    "char": "h = mix(h, (uint64_t)(unsigned char)({e}));",
+    "uint": "h = mix(h, (uint64_t)({e}));",
+    "bool": "h = mix(h, (uint64_t)({e}));",
+    "wchar": "h = mix(h, (uint64_t)({e}));",
+    "int": "h = mix(h, (uint64_t)(int64_t)({e}));",
+}
+# The value a leaf of each kind gets from the derived value `{d}` (`{c}`: its C type).
+LEAF_VALUE = {
+    "float": "({c})((int32_t)({d} & 0xfffff) - 0x80000) / 16.0",
+    "double": "({c})((int32_t)({d} & 0xfffff) - 0x80000) / 16.0",
+    "ldouble": "({c})((int32_t)({d} & 0xfffff) - 0x80000) / 16.0",
+    "bool": "({d}) & 1",
+    "char": "(char)(({d} % 94) + 33)",
+    "wchar": "(wchar_t)(({d} % 0x2000) + 0x20)",
+    "charp": "(char *)STRINGS[{d} % 4]",
+    "wcharp": "(wchar_t *)WSTRINGS[{d} % 4]",
+    "ptr": "(void *)(uintptr_t)({d} & 0xffffffffffffULL)",
+    "int": "({c})({d})",
+    "uint": "({c})({d})",
+}
+
+
 def c_fold_leaf(t, expr: str) -> str:
     """C statements folding the value `expr` of type `t` into `h`."""
     if isinstance(t, Scalar):
-        kind = t.kind
-        if kind == "float":
-            return f"{{ float v_ = {expr}; uint32_t b_; memcpy(&b_, &v_, 4); h = mix(h, b_); }}"
-        if kind == "double":
-            return f"{{ double v_ = {expr}; uint64_t b_; memcpy(&b_, &v_, 8); h = mix(h, b_); }}"
-        if kind == "ldouble":
-            return c_fold_leaf(SCALAR_BY_NAME["c_double"], f"(double)({expr})")
-        if kind == "charp":
-            return f"h = fold_str(h, {expr});"
-        if kind == "wcharp":
-            return f"h = fold_wstr(h, {expr});"
-        if kind == "ptr":
-            return f"h = mix(h, (uint64_t)(uintptr_t)({expr}));"
-        if kind == "char":
-            return f"h = mix(h, (uint64_t)(unsigned char)({expr}));"
-        if kind in ("uint", "bool", "wchar"):
-            return f"h = mix(h, (uint64_t)({expr}));"
-        return f"h = mix(h, (uint64_t)(int64_t)({expr}));"
+        return FOLD_SCALAR[t.kind].format(e=expr)
     if isinstance(t, BitField):
         signed = BITFIELD_C[t.base][1]
         return f"h = mix(h, (uint64_t)({'(int64_t)' if signed else ''}({expr})));"
@@ -336,22 +350,7 @@ def c_leaf_value(t, d: str) -> str:
     """The C expression of the value a leaf of type `t` gets from the derived value `d`."""
     if isinstance(t, BitField):
         return f"({BITFIELD_C[t.base][0]})({d})"
-    kind = t.kind
-    if kind in ("float", "double", "ldouble"):
-        return f"({t.c})((int32_t)({d} & 0xfffff) - 0x80000) / 16.0"
-    if kind == "bool":
-        return f"({d}) & 1"
-    if kind == "char":
-        return f"(char)(({d} % 94) + 33)"
-    if kind == "wchar":
-        return f"(wchar_t)(({d} % 0x2000) + 0x20)"
-    if kind == "charp":
-        return f"(char *)STRINGS[{d} % 4]"
-    if kind == "wcharp":
-        return f"(wchar_t *)WSTRINGS[{d} % 4]"
-    if kind == "ptr":
-        return f"(void *)(uintptr_t)({d} & 0xffffffffffffULL)"
-    return f"({t.c})({d})"
+    return LEAF_VALUE[t.kind].format(c=t.c, d=d)
 
 
 def c_fill(plan: list, lvalue: str, seed_expr: str) -> str:
