@@ -470,16 +470,7 @@ pub fn function_from_library<'py>(
             PyValueError::new_err("could not convert the _handle attribute to a pointer")
         })?;
     let address = crate::library::symbol_of_handle(handle, &name).map_err(|message| {
-        // Stock makes this error from dlerror()'s bytes, which hold the name: one that is
-        // not UTF-8 fails to decode there, and that UnicodeDecodeError is what it raises.
-        let read = name.split(|&byte| byte == 0).next().unwrap_or_default(); // (up to a NUL)
-        match std::str::from_utf8(read) {
-            Err(_) if before_decode_errors_surface(py) => {
-                pyo3::exceptions::PyAttributeError::new_err(())
-            }
-            Err(_) => undecodable(py, read),
-            Ok(_) => pyo3::exceptions::PyAttributeError::new_err(message),
-        }
+        crate::library::loader_error::<pyo3::exceptions::PyAttributeError>(py, &name, message)
     })?;
     let paramflags = paramflags.filter(|flags| !flags.is_none());
     if let Some(paramflags) = &paramflags {
@@ -1131,19 +1122,4 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("FUNCFLAG_USE_ERRNO", FUNCFLAG_USE_ERRNO)?;
     module.add("FUNCFLAG_USE_LASTERROR", FUNCFLAG_USE_LASTERROR)?;
     Ok(())
-}
-
-/// True where CPython's `PyErr_SetString` turns a message it cannot decode into an
-/// exception without arguments (`AttributeError()`); later releases raise the decoding's
-/// `UnicodeDecodeError` instead. Seen on 3.11.2, not on 3.11.7 (the releases tested here).
-fn before_decode_errors_surface(py: Python<'_>) -> bool {
-    py.version_info() < (3, 11, 7)
-}
-
-/// The `UnicodeDecodeError` of decoding `bytes` as UTF-8 (which must fail).
-fn undecodable(py: Python<'_>, bytes: &[u8]) -> PyErr {
-    pyo3::types::PyBytes::new(py, bytes)
-        .call_method1(intern!(py, "decode"), ("utf-8",))
-        .err()
-        .unwrap_or_else(|| PyValueError::new_err("undecodable name"))
 }

@@ -13,8 +13,29 @@ pub struct Library {
     library: Option<RawLibrary>,
 }
 
-fn open(path: Option<OsString>, mode: i32) -> PyResult<RawLibrary> {
-    RawLibrary::open(path.as_deref(), mode | RTLD_NOW).map_err(PyOSError::new_err)
+fn open(py: Python<'_>, path: Option<OsString>, mode: i32) -> PyResult<RawLibrary> {
+    RawLibrary::open(path.as_deref(), mode | RTLD_NOW).map_err(|message| {
+        let name = path.as_ref().map_or(&[][..], |path| path.as_encoded_bytes());
+        loader_error::<PyOSError>(py, name, message)
+    })
+}
+
+/// The error for a loader `message` about `name` (a library or symbol), as stock makes it:
+/// from dlerror()'s bytes, which hold the name up to its first NUL. A name that is not
+/// UTF-8 fails to decode there, and stock raises that `UnicodeDecodeError` (before 3.11.7,
+/// as far as tested, 3.11.2: an `E` without arguments).
+pub fn loader_error<E: pyo3::PyTypeInfo>(py: Python<'_>, name: &[u8], message: String) -> PyErr {
+    let read = name.split(|&byte| byte == 0).next().unwrap_or_default();
+    if std::str::from_utf8(read).is_ok() {
+        return PyErr::new::<E, _>(message);
+    }
+    if py.version_info() < (3, 11, 7) {
+        return PyErr::new::<E, _>(());
+    }
+    pyo3::types::PyBytes::new(py, read)
+        .call_method1(pyo3::intern!(py, "decode"), ("utf-8",))
+        .err()
+        .unwrap_or_else(|| PyValueError::new_err("undecodable name"))
 }
 
 impl Library {
@@ -29,8 +50,8 @@ impl Library {
     /// added, as ctypes does.
     #[new]
     #[pyo3(signature = (path, mode = 0))]
-    fn new(path: Option<OsString>, mode: i32) -> PyResult<Library> {
-        Ok(Library { library: Some(open(path, mode)?) })
+    fn new(py: Python<'_>, path: Option<OsString>, mode: i32) -> PyResult<Library> {
+        Ok(Library { library: Some(open(py, path, mode)?) })
     }
 
     #[getter]
@@ -55,8 +76,8 @@ impl Library {
 /// ctypes' `dlopen(name, mode)`: a raw handle.
 #[pyfunction]
 #[pyo3(signature = (path, mode = 0))]
-pub fn dlopen(path: Option<OsString>, mode: i32) -> PyResult<usize> {
-    Ok(open(path, mode)?.handle() as usize)
+pub fn dlopen(py: Python<'_>, path: Option<OsString>, mode: i32) -> PyResult<usize> {
+    Ok(open(py, path, mode)?.handle() as usize)
 }
 
 /// ctypes' `dlsym(handle, name)`: an address; `OSError` when missing, as ctypes raises.

@@ -72,20 +72,7 @@ def dlopen(name=None, mode=RTLD_LOCAL, /):
         name = _os.fsdecode(name)
         if "\0" in name:
             raise ValueError("embedded null character")
-    try:
-        return _dlopen(name, mode)
-    except OSError:
-        # Stock makes its OSError from dlerror()'s bytes, which hold the name: a name that
-        # is not UTF-8 makes that decoding fail, and the UnicodeDecodeError is what it
-        # raises (before 3.11.7, as far as tested: an OSError without arguments).
-        if name is not None:
-            try:
-                _os.fsencode(name).decode()
-            except UnicodeDecodeError:
-                if _sys.version_info < (3, 11, 7):
-                    raise OSError() from None
-                raise
-        raise
+    return _dlopen(name, mode)  # (with stock's errors for undecodable names)
 
 
 def dlsym(handle, name, /):
