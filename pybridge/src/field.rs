@@ -318,9 +318,10 @@ impl<'py> Elements<'py> {
             .ok_or_else(|| PyTypeError::new_err("bad element information"))?
             .get();
         let element_type = info.element_type.bind(py).clone();
-        let element_ctype = match info.follows_target {
-            true => crate::cdata::class_ctype(&element_type)?,
-            false => info.element_ctype.bind(py).clone(),
+        let element_ctype = if info.follows_target {
+            crate::cdata::class_ctype(&element_type)?
+        } else {
+            info.element_ctype.bind(py).clone()
         };
         Ok(Elements { element_type, element_ctype, access: info.access, len: info.len })
     }
